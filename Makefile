@@ -1,0 +1,36 @@
+# lineinspect — two commands on a fresh machine:
+#   make serve   set everything up, start the service on the bundled registry
+#   make test    set everything up, run the whole test suite
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: venv serve test lint typecheck bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[train,dev]'
+	@touch $(STAMP)
+
+## venv: install (or refresh) .venv/ with the serving, training and dev dependencies
+venv: $(STAMP)
+
+## serve: start the service on the embedded defaults (bundled models, in-process queue)
+serve: venv
+	$(BIN)/lineinspect serve $(ARGS)
+
+## test: the whole suite (unit, integration with real servers, e2e)
+test: venv
+	$(BIN)/pytest $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check service models tests benchmarks
+	$(BIN)/ruff format --check service models tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy service
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""REST edge (FastAPI): inspection, model management, health, metrics."""

@@ -1,0 +1,98 @@
+"""The FastAPI application factory and its lifespan (where all state is created)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import health, inspect, models
+from service.api.context import AppContext
+from service.api.errors import install_error_handlers
+from service.api.middleware import ObservabilityMiddleware
+from service.config import Settings
+from service.frames import FrameBackend
+from service.inspector import Inspector
+from service.manager import ModelManager
+from service.metrics import Metrics
+from service.registry import ModelRef, Registry
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Inline visual inspection for production lines. POST an image to `/v1/inspect` and get
+the defects found and a pass/fail verdict; manage model versions and aliases under
+`/v1/models`; scrape `/metrics` with Prometheus.
+"""
+
+#: Hook for extra routers (e.g. the KServe v2 HTTP routes) registered by other modules.
+RouterHook = Callable[[FastAPI], None]
+#: Extra edges (e.g. the gRPC server) that live as long as the app: entered in the
+#: lifespan after the context exists, exited before it is torn down.
+Edge = Callable[[AppContext], AbstractAsyncContextManager[None]]
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Create registry, metrics, executor, model manager and the in-process backend.
+
+    Validates that every configured model reference resolves, so a typo fails start-up
+    with a clear message instead of leaving the service unready forever.
+    """
+    registry = Registry(settings.registry_root)
+    for ref in settings.models:
+        registry.resolve(ModelRef.parse(ref))
+    metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
+    executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+    manager = ModelManager(registry, settings, metrics)
+    backend: FrameBackend = Inspector(manager, metrics, executor, settings.max_pixels, settings.fail_classes)
+    return AppContext(settings, registry, metrics, manager, backend, executor)
+
+
+def create_app(
+    settings: Settings,
+    context_factory: Callable[[Settings], AppContext] = build_context,
+    extra_routers: tuple[RouterHook, ...] = (),
+    edges: tuple[Edge, ...] = (),
+) -> FastAPI:
+    """Build the app. State is created in the lifespan; models warm in the background
+    and ``/readyz`` answers 503 until they are."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context_factory(settings)
+        app.state.ctx = ctx
+        warm = asyncio.create_task(ctx.manager.start()) if ctx.manager else None
+        if warm is not None:
+            warm.add_done_callback(_log_warm_failure)
+        try:
+            async with AsyncExitStack() as stack:
+                for edge in edges:
+                    await stack.enter_async_context(edge(ctx))
+                yield
+        finally:
+            if warm is not None and not warm.done():
+                warm.cancel()
+            if ctx.manager is not None:
+                await ctx.manager.stop()
+            ctx.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="lineinspect", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    install_error_handlers(app)
+    for r in (inspect.router, models.router, health.router):
+        app.include_router(r)
+    for hook in extra_routers:
+        hook(app)
+    app.add_middleware(ObservabilityMiddleware)
+    return app
+
+
+def _log_warm_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("model warm-up failed; the service stays unready", exc_info=task.exception())

@@ -1,0 +1,119 @@
+"""``POST /v1/inspect``: one image in, one detection record out."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.datastructures import UploadFile
+
+from service.api.context import AppContext, get_ctx
+from service.api.errors import ErrorBody
+from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from service.frames import Frame
+from service.records import DetectionRecord
+
+router = APIRouter(tags=["inspection"])
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/x-ms-bmp", "image/tiff"})
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody, "description": d}
+    for s, d in {
+        400: "Empty, truncated or corrupt image, or a bad parameter.",
+        404: "Unknown model reference.",
+        413: "Body over `max_body_bytes` or image over `max_pixels`.",
+        415: "Content type is not an accepted image type or multipart/form-data.",
+        429: "Queue full: retry after `Retry-After` seconds.",
+        503: "Not ready (models warming up) or a backing service is down.",
+        504: "The frame's deadline passed before it could be inspected.",
+    }.items()
+}
+
+_REQUEST_BODY = {
+    "required": True,
+    "description": "The image as the raw body, or as multipart field `image`.",
+    "content": {
+        **{t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(IMAGE_TYPES)},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"image": {"type": "string", "format": "binary"}},
+                "required": ["image"],
+            }
+        },
+    },
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing it as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def image_from_request(request: Request, limit: int) -> tuple[bytes, str | None]:
+    """The image bytes and, for multipart uploads, the file name."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        request._body = await read_body(request, limit)  # starlette re-parses the cached body
+        form = await request.form(max_files=1, max_fields=16, max_part_size=limit)
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart request has no file field 'image'")
+        return await upload.read(), upload.filename
+    if ctype not in IMAGE_TYPES:
+        shown = ctype or "none"
+        raise UnsupportedMediaType(
+            f"content type {shown!r} is not accepted; send image/jpeg, image/png, image/bmp, "
+            "image/tiff or multipart/form-data with field 'image'"
+        )
+    return await read_body(request, limit), None
+
+
+@router.post(
+    "/v1/inspect",
+    response_model=DetectionRecord,
+    responses=_ERRORS,
+    summary="Inspect one image",
+    openapi_extra={"requestBody": _REQUEST_BODY},
+)
+async def inspect(
+    request: Request,
+    ctx: Annotated[AppContext, Depends(get_ctx)],
+    line: Annotated[str | None, Query(max_length=64, description="Production line id.")] = None,
+    camera: Annotated[str | None, Query(max_length=64, description="Camera id.")] = None,
+    frame_id: Annotated[str | None, Query(max_length=128, description="Client frame id.")] = None,
+    model: Annotated[str | None, Query(max_length=128, description="name, name@alias or name:version.")] = None,
+    deadline_ms: Annotated[float | None, Query(gt=0, le=600_000, description="Time budget.")] = None,
+    image_name: Annotated[str | None, Query(max_length=256, description="Recorded as `image`.")] = None,
+    x_line: Annotated[str | None, Header(max_length=64)] = None,
+    x_camera: Annotated[str | None, Header(max_length=64)] = None,
+    x_frame_id: Annotated[str | None, Header(max_length=128)] = None,
+    x_model: Annotated[str | None, Header(max_length=128)] = None,
+    x_deadline_ms: Annotated[float | None, Header(gt=0, le=600_000)] = None,
+) -> DetectionRecord:
+    """Inspect one image and answer its detection record (boxes in original pixels).
+
+    Line, camera, frame id and model come from query parameters or the `X-Line`,
+    `X-Camera`, `X-Frame-Id`, `X-Model` headers (query wins).
+    """
+    data, filename = await image_from_request(request, ctx.settings.max_body_bytes)
+    budget = deadline_ms or x_deadline_ms or ctx.settings.default_deadline_ms
+    frame = Frame(
+        data=data, deadline=time.time() + budget / 1000,
+        line=line or x_line, camera=camera or x_camera, model_ref=model or x_model,
+        image_name=image_name or filename,
+    )  # fmt: skip
+    if frame_id or x_frame_id:
+        frame.frame_id = str(frame_id or x_frame_id)
+    return await ctx.backend.inspect(frame)

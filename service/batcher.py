@@ -1,0 +1,182 @@
+"""Dynamic batching of frames for one model session, on dedicated threads.
+
+Frames from all clients queue here; an inference thread takes up to ``max_batch``
+frames, waiting at most ``max_delay`` after the first one, runs them as one batch and
+post-processes them. The queue is bounded (full → :class:`QueueFull`), expired frames
+are never run (→ :class:`DeadlineExceeded`), and cancelled frames are skipped. Results
+travel through ``concurrent.futures.Future`` so asyncio callers await them without
+blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.processing import Detections, LetterboxInfo, postprocess
+from service.engine import ModelSession
+from service.errors import DeadlineExceeded, NotReady, QueueFull
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchItem:
+    """One preprocessed frame waiting for inference."""
+
+    tensor: np.ndarray  # [3,S,S] float32
+    info: LetterboxInfo
+    size: tuple[int, int]  # original (width, height)
+    deadline: float  # time.monotonic() seconds
+    future: Future[Detections] = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+    queue_wait: float = 0.0
+    inference_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Thresholds applied to every batch of this model."""
+
+    conf_thr: float | np.ndarray
+    iou_thr: float
+    max_det: int
+
+    @classmethod
+    def for_classes(
+        cls, class_names: Sequence[str], default_thr: float, class_thr: dict[str, float],
+        iou_thr: float, max_det: int,
+    ) -> PostprocessConfig:  # fmt: skip
+        """Per-class score thresholds: ``class_thr`` where given, else ``default_thr``."""
+        unknown = set(class_thr) - set(class_names)
+        if unknown:
+            log.warning("class thresholds name unknown classes %s", sorted(unknown))
+        thr = np.array([class_thr.get(c, default_thr) for c in class_names], np.float32)
+        return cls(conf_thr=thr, iou_thr=iou_thr, max_det=max_det)
+
+
+class Batcher:
+    """Bounded queue + inference threads for one :class:`ModelSession`."""
+
+    def __init__(
+        self,
+        session: ModelSession,
+        post: PostprocessConfig,
+        metrics: Metrics,
+        max_batch: int = 8,
+        max_delay_s: float = 0.002,
+        queue_size: int = 256,
+        threads: int = 1,
+    ) -> None:
+        self.session, self.post, self.metrics = session, post, metrics
+        self.max_batch, self.max_delay_s, self.queue_size = max_batch, max_delay_s, queue_size
+        self._queue: deque[BatchItem] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._label = session.key
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"infer-{session.key}-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, item: BatchItem) -> Future[Detections]:
+        """Queue a frame; raises :class:`QueueFull` at the bound, ``NotReady`` once closed."""
+        with self._cond:
+            if self._closing:
+                raise NotReady(f"model {self._label} is shutting down")
+            if len(self._queue) >= self.queue_size:
+                self.metrics.dropped.labels("queue_full").inc()
+                raise QueueFull(
+                    f"queue for {self._label} is full ({self.queue_size} frames)",
+                    retry_after=max(0.05, self.max_delay_s * 4),
+                )
+            self._queue.append(item)
+            self.metrics.queue_depth.labels(self._label).set(len(self._queue))
+            self._cond.notify()
+        return item.future
+
+    def depth(self) -> int:
+        """Frames waiting now."""
+        return len(self._queue)
+
+    def _take_batch(self) -> list[BatchItem] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            first_at = self._queue[0].enqueued
+            # Wait for the batch to fill, at most max_delay after its first frame arrived.
+            while len(self._queue) < self.max_batch and not self._closing:
+                remaining = first_at + self.max_delay_s - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            n = min(self.max_batch, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(n)]
+            self.metrics.queue_depth.labels(self._label).set(len(self._queue))
+            return batch
+
+    def _runnable(self, batch: Sequence[BatchItem]) -> list[BatchItem]:
+        now = time.monotonic()
+        live: list[BatchItem] = []
+        for item in batch:
+            if not item.future.set_running_or_notify_cancel():
+                continue  # the caller gave up (its own deadline/timeout); never run
+            if now > item.deadline:
+                self.metrics.dropped.labels("deadline").inc()
+                item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                continue
+            item.queue_wait = now - item.enqueued
+            live.append(item)
+        return live
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            live = self._runnable(batch)
+            if not live:
+                continue
+            try:
+                self._run(live)
+            except Exception as exc:  # a model failure must fail these frames, not the thread
+                log.exception("batch of %d failed on %s", len(live), self._label)
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+
+    def _run(self, live: list[BatchItem]) -> None:
+        x = np.stack([it.tensor for it in live]) if len(live) > 1 else live[0].tensor[None]
+        t0 = time.perf_counter()
+        raw = self.session.run(x)
+        spent = time.perf_counter() - t0
+        self.metrics.inference_duration.labels(self._label).observe(spent)
+        self.metrics.batch_size.labels(self._label).observe(len(live))
+        dets = postprocess(
+            raw, self.session.spec, [it.info for it in live], [it.size for it in live],
+            self.post.conf_thr, self.post.iou_thr, self.post.max_det,
+        )  # fmt: skip
+        for item, det in zip(live, dets, strict=True):
+            self.metrics.queue_wait.labels(self._label).observe(item.queue_wait)
+            item.inference_time = spent
+            item.future.set_result(det)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop accepting frames, finish every queued one, join the threads."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)

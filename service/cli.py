@@ -1,0 +1,214 @@
+"""The ``lineinspect`` command line.
+
+Serving commands live here (torch-free). Training commands (train, val, export,
+anchors, distil) are contributed by models/ through the ``lineinspect.commands``
+entry-point group and imported only when invoked, so this CLI runs without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+
+from service.config import ConfigError, Settings, load_settings
+from service.errors import LineInspectError
+from service.registry import Registry
+
+PLUGIN_GROUP = "lineinspect.commands"
+
+
+class _Cli(click.Group):
+    """A group that also offers the plugin commands, loading them lazily."""
+
+    def _plugins(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        ep = self._plugins().get(cmd_name)
+        if ep is None:
+            return None
+        try:
+            loaded = ep.load()
+        except ImportError as exc:
+            raise click.ClickException(
+                f"'{cmd_name}' needs the training extra (pip install 'lineinspect[train]'): {exc}"
+            ) from exc
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+config_option = click.option(
+    "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
+)  # fmt: skip
+registry_option = click.option(
+    "--registry", "registry_root", type=click.Path(file_okay=False, path_type=Path),
+    help="Registry directory (default: the bundled registry, or LINEINSPECT_REGISTRY_ROOT).",
+)  # fmt: skip
+
+
+@click.group(cls=_Cli)
+@click.version_option(package_name="lineinspect")
+def main() -> None:
+    """lineinspect: inline defect inspection for production lines."""
+
+
+@main.command()
+@config_option
+@registry_option
+@click.option("--host", help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, help="REST port (default 8000).")
+@click.option("--grpc-port", type=int, help="gRPC port; 0 disables gRPC.")
+@click.option("--model", "models", multiple=True, help="Model reference to serve (repeatable).")
+def serve(
+    config: Path | None, registry_root: Path | None, host: str | None, port: int | None,
+    grpc_port: int | None, models: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Start the inspection service (REST, metrics, and gRPC when --grpc-port is set)."""
+    from service.server import run_server
+
+    settings = _settings(
+        config, registry_root=registry_root, host=host, port=port, grpc_port=grpc_port,
+        models=list(models) or None,
+    )  # fmt: skip
+    _setup_logging(settings.log_level)
+    try:
+        run_server(settings)
+    except LineInspectError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@main.group()
+def models() -> None:
+    """Inspect and change the model registry."""
+
+
+def _registry(config: Path | None, registry_root: Path | None) -> Registry:
+    return Registry(_settings(config, registry_root=registry_root).registry_root)
+
+
+@models.command("list")
+@config_option
+@registry_option
+def models_list(config: Path | None, registry_root: Path | None) -> None:
+    """List models, versions and aliases."""
+    reg = _registry(config, registry_root)
+    for name in reg.names():
+        aliases = ", ".join(f"{a}={v}" for a, v in sorted(reg.aliases(name).items())) or "-"
+        click.echo(f"{name}\tversions={reg.versions(name)}\taliases: {aliases}")
+
+
+@models.command("show")
+@click.argument("ref")
+@config_option
+@registry_option
+def models_show(ref: str, config: Path | None, registry_root: Path | None) -> None:
+    """Show the card of REF (name, name@alias or name:version) as JSON."""
+    try:
+        mv = _registry(config, registry_root).resolve(ref)
+    except LineInspectError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(json.dumps(mv.card, indent=2, sort_keys=True))
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--alias", default="production", show_default=True)
+@config_option
+@registry_option
+def models_promote(
+    name: str, version: int, alias: str, config: Path | None, registry_root: Path | None
+) -> None:
+    """Point ALIAS of NAME at VERSION; running services hot-swap to it."""
+    try:
+        prev = _registry(config, registry_root).set_alias(name, alias, version)
+    except LineInspectError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{name}@{alias}: {prev} -> {version}")
+
+
+@models.command("register")
+@click.argument("artefact", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model name in the registry.")
+@click.option("--alias", help="Also point this alias at the new version.")
+@config_option
+@registry_option
+def models_register(
+    artefact: Path, name: str, alias: str | None, config: Path | None, registry_root: Path | None
+) -> None:
+    """Register an export directory (model.onnx + card.json) as NAME's next version."""
+    try:
+        mv = _registry(config, registry_root).register(artefact, name, alias)
+    except LineInspectError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"registered {mv.name}:{mv.version}" + (f" ({alias})" if alias else ""))
+
+
+@main.command()
+@click.argument("source")
+@click.option("--model", "model_ref", default=None, help="Model reference (default: first served).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file (default stdout).")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 256))
+@config_option
+@registry_option
+def predict(
+    source: str, model_ref: str | None, out: Path | None, batch: int,
+    config: Path | None, registry_root: Path | None,
+) -> None:  # fmt: skip
+    """Inspect SOURCE (image, directory or glob) offline; write one record per image."""
+    from service.batcher import PostprocessConfig
+    from service.engine import ModelSession
+    from service.predict import expand_source, predict_files
+
+    s = _settings(config, registry_root=registry_root)
+    paths = expand_source(source)
+    if not paths:
+        raise click.ClickException(f"no images found at {source!r}")
+    try:
+        mv = Registry(s.registry_root).resolve(model_ref or s.models[0])
+        session = ModelSession(mv, s.providers, s.intra_op_threads, s.inter_op_threads)
+        post = PostprocessConfig.for_classes(
+            session.spec.class_names, s.score_threshold, s.class_thresholds,
+            s.iou_threshold, s.max_detections,
+        )  # fmt: skip
+        records = []
+        with click.progressbar(paths, label="predict", file=sys.stderr) as bar:
+            for i in range(0, len(paths), batch):
+                chunk = paths[i : i + batch]
+                records += [r.model_dump() for r in predict_files(session, chunk, post, s.max_pixels, batch, s.fail_classes)]
+                bar.update(len(chunk))
+    except LineInspectError as exc:
+        raise click.ClickException(exc.message) from exc
+    text = json.dumps(records, indent=2)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n")
+        click.echo(f"wrote {len(records)} records to {out}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,156 @@
+"""The one settings class of lineinspect (pydantic-settings).
+
+Sources, highest priority first: explicit keyword arguments (CLI flags), environment
+variables ``LINEINSPECT_*``, the optional YAML file given with ``--config``, defaults.
+Nothing is read at import time: :func:`load_settings` is called by the CLI / app factory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names each wrong setting and why."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, workers and CLI. See docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="LINEINSPECT_", extra="forbid", validate_default=True)
+
+    # --- network -------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="REST bind address.")
+    port: int = Field(8000, ge=0, le=65535, description="REST port (0 = ephemeral).")
+    grpc_port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 disables gRPC.")
+    # --- models --------------------------------------------------------------------
+    registry_root: Path = Field(BUNDLED_REGISTRY, description="Model registry directory.")
+    models: list[str] = Field(
+        default_factory=lambda: ["neu-det-student"],
+        description="Model references loaded and warmed at start-up; the first is the default.",
+    )
+    registry_poll_s: float = Field(
+        1.0, gt=0, description="How often alias files on disk are checked for hot swaps."
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="ONNX Runtime execution providers in preference order; unavailable ones are skipped.",
+    )
+    intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads (0 = ORT default).")
+    inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
+    warmup_runs: int = Field(3, ge=1, description="Warm-up inferences before a model is ready.")
+    # --- post-processing -----------------------------------------------------------
+    score_threshold: float = Field(0.25, ge=0, le=1, description="Default per-class score threshold.")
+    class_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-class score thresholds overriding the default."
+    )
+    iou_threshold: float = Field(0.5, gt=0, le=1, description="NMS IoU threshold.")
+    max_detections: int = Field(100, ge=1, description="Detections kept per frame.")
+    fail_classes: list[str] | None = Field(
+        None, description="Classes that fail a part; None = every class."
+    )
+    # --- batching and backpressure -------------------------------------------------
+    queue: Literal["inprocess", "redis"] = Field("inprocess", description="Frame queue backend.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for queue=redis.")
+    max_batch: int = Field(8, ge=1, le=256, description="Largest batch run at once.")
+    max_delay_ms: float = Field(
+        2.0, ge=0, le=1000, description="Longest wait for a batch to fill after its first frame."
+    )
+    queue_size: int = Field(256, ge=1, description="Frames waiting per model before 429.")
+    default_deadline_ms: float = Field(
+        2000, gt=0, description="Deadline of a request that sets none."
+    )
+    inference_threads: int = Field(1, ge=1, le=16, description="Threads running batches per model.")
+    decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding images.")
+    # --- input limits --------------------------------------------------------------
+    max_body_bytes: int = Field(32 * 2**20, ge=1024, description="Largest accepted request body.")
+    max_pixels: int = Field(
+        50_000_000, ge=1, description="Largest accepted image (width*height): bomb guard."
+    )
+    # --- metrics labels --------------------------------------------------------------
+    lines: list[str] | None = Field(
+        None, description="Allowed line label values; others are counted as 'other'."
+    )
+    cameras: list[str] | None = Field(None, description="Allowed camera label values.")
+    max_label_values: int = Field(64, ge=1, description="Cap on distinct line/camera values.")
+    # --- security and logging ------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        None, description="If set, promoting a model needs 'Authorization: Bearer <token>'."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("models")
+    @classmethod
+    def _models_not_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one model reference is needed")
+        return v
+
+    @field_validator("class_thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: t for k, t in v.items() if not 0 <= t <= 1}
+        if bad:
+            raise ValueError(f"thresholds must be within [0, 1]: {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _registry_exists(self) -> Settings:
+        if not self.registry_root.is_dir():
+            raise ValueError(f"registry_root {self.registry_root} is not a directory")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No dotenv or secret files: init kwargs (flags + YAML, see load_settings) and env.
+        return init_settings, env_settings
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(settings)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build validated settings from defaults, an optional YAML file, env and overrides.
+
+    Raises :class:`ConfigError` naming every wrong setting and why.
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file} must hold a mapping of settings")
+        file_values = loaded
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    # Explicit flags are init kwargs (highest). File values also travel as init kwargs,
+    # so drop those an environment variable sets: env outranks the file.
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    env_keys = {k[len(prefix) :].lower() for k in os.environ if k.upper().startswith(prefix)}
+    values = {k: v for k, v in file_values.items() if k.lower() not in env_keys}
+    values.update(explicit)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from exc

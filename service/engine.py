@@ -1,0 +1,87 @@
+"""ONNX Runtime session of one registered model version (torch-free)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from models.processing import SPEC_METADATA_KEY, ModelSpec
+from service.errors import RegistryError
+from service.registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+def select_providers(preferred: Sequence[str]) -> list[str]:
+    """The preferred execution providers this onnxruntime build has, CPU always last."""
+    available = set(ort.get_available_providers())
+    chosen = [p for p in preferred if p in available and p != "CPUExecutionProvider"]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def read_spec(session: ort.InferenceSession, card: dict[str, object]) -> ModelSpec:
+    """The model's :class:`ModelSpec` from ONNX metadata (card.json as a fallback)."""
+    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        if SPEC_METADATA_KEY in meta:
+            return ModelSpec.from_json(meta[SPEC_METADATA_KEY])
+        if isinstance(card.get("spec"), dict):
+            return ModelSpec.from_dict(card["spec"])  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise RegistryError(f"invalid model spec: {exc}") from exc
+    raise RegistryError(f"model has no '{SPEC_METADATA_KEY}' metadata and no spec in its card")
+
+
+class ModelSession:
+    """An ``InferenceSession`` plus what post-processing needs; thread-safe ``run``."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 1,
+    ) -> None:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = inter_op_threads
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(version.onnx_path), sess_options=opts, providers=select_providers(providers)
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise RegistryError(f"cannot load {version.onnx_path}: {exc}") from exc
+        self.version = version
+        self.spec = read_spec(self.session, version.card)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.providers = self.session.get_providers()
+
+    @property
+    def key(self) -> str:
+        """``name:version`` of the loaded model."""
+        return f"{self.version.name}:{self.version.version}"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run a preprocessed batch ``[N,3,S,S]`` → raw output ``[N,A,5+C]``."""
+        out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        return np.asarray(out)
+
+    def warmup(self, runs: int, max_batch: int) -> float:
+        """Run ``runs`` inferences at batch 1 and ``max_batch``; returns seconds spent."""
+        t0 = time.perf_counter()
+        s = self.spec.imgsz
+        rng = np.random.default_rng(0)
+        for n in sorted({1, max_batch}):
+            x = rng.random((n, 3, s, s), dtype=np.float32)
+            for _ in range(runs):
+                self.run(x)
+        spent = time.perf_counter() - t0
+        log.info("warmed %s on %s in %.2fs", self.key, self.providers[0], spent)
+        return spent

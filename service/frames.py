@@ -1,0 +1,45 @@
+"""A frame to inspect, as every front-end (REST, gRPC, KServe, Redis) hands it in."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.records import DetectionRecord
+
+
+@dataclass
+class Frame:
+    """Encoded image bytes plus where they came from and how long they may take.
+
+    ``deadline`` is wall-clock epoch seconds (``time.time()``) so it stays meaningful
+    when the frame crosses processes through Redis.
+    """
+
+    data: bytes
+    deadline: float
+    frame_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    line: str | None = None
+    camera: str | None = None
+    model_ref: str | None = None
+    image_name: str | None = None
+    received: float = field(default_factory=time.perf_counter)
+
+    def remaining(self) -> float:
+        """Seconds left until the deadline (negative when passed)."""
+        return self.deadline - time.time()
+
+
+class FrameBackend(Protocol):
+    """Turns frames into detection records: in-process batcher or Redis workers."""
+
+    @property
+    def ready(self) -> bool:
+        """True when frames can be answered (models warm, queue reachable)."""
+        ...
+
+    async def inspect(self, frame: Frame) -> DetectionRecord:
+        """Inspect one frame; raises a :class:`service.errors.LineInspectError` subclass."""
+        ...

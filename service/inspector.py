@@ -1,0 +1,107 @@
+"""The in-process frame backend: decode off the loop, batch, post-process, record.
+
+Used directly by the single-node service and by the Redis inference workers, so both
+paths run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from models.processing import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    LetterboxInfo,
+    decode_image,
+    letterbox,
+    verdict,
+)
+from service.batcher import BatchItem
+from service.errors import DeadlineExceeded, InvalidImage, NotReady, PayloadTooLarge
+from service.frames import Frame
+from service.manager import ModelManager, Runner
+from service.metrics import Metrics
+from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
+
+
+def prepare(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
+    """Decode and letterbox one image into a ``[3,S,S]`` float32 tensor (CPU-bound)."""
+    try:
+        img = decode_image(data, max_pixels)
+    except ImageTooLargeError as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except ImageDecodeError as exc:
+        raise InvalidImage(str(exc)) from exc
+    boxed, info = letterbox(img, size)
+    tensor = boxed.transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
+    return tensor, info, (img.shape[1], img.shape[0])
+
+
+class Inspector:
+    """Inspect frames with the local models (implements ``FrameBackend``)."""
+
+    def __init__(
+        self, manager: ModelManager, metrics: Metrics, executor: ThreadPoolExecutor,
+        max_pixels: int, fail_classes: list[str] | None = None,
+    ) -> None:  # fmt: skip
+        self.manager, self.metrics, self.executor = manager, metrics, executor
+        self.max_pixels = max_pixels
+        self.fail_classes = fail_classes
+
+    @property
+    def ready(self) -> bool:
+        """True once every configured model is warm."""
+        return self.manager.ready
+
+    def _fail_ids(self, runner: Runner) -> set[int] | None:
+        if self.fail_classes is None:
+            return None
+        names = runner.session.spec.class_names
+        return {i for i, n in enumerate(names) if n in self.fail_classes}
+
+    async def inspect(self, frame: Frame) -> DetectionRecord:
+        """Decode, batch, infer and build the detection record of one frame."""
+        if not self.manager.ready:
+            raise NotReady("models are still warming up")
+        if frame.remaining() <= 0:
+            self.metrics.dropped.labels("deadline").inc()
+            raise DeadlineExceeded("frame arrived after its deadline")
+        runner = await self.manager.acquire(frame.model_ref)
+        try:
+            loop = asyncio.get_running_loop()
+            spec = runner.session.spec
+            tensor, info, size = await loop.run_in_executor(
+                self.executor, prepare, frame.data, spec.imgsz, self.max_pixels
+            )
+            remaining = frame.remaining()
+            item = BatchItem(tensor, info, size, deadline=time.monotonic() + remaining)
+            future = runner.batcher.submit(item)
+            try:
+                dets = await asyncio.wait_for(asyncio.wrap_future(future), max(remaining, 0.0))
+            except TimeoutError:
+                future.cancel()  # never run it if it is still queued
+                self.metrics.dropped.labels("deadline").inc()
+                raise DeadlineExceeded(f"no result within the deadline ({remaining * 1000:.0f} ms)") from None
+        finally:
+            self.manager.release(runner)
+        v = runner.version
+        record = DetectionRecord(
+            image=frame.image_name, frame_id=frame.frame_id, line=frame.line, camera=frame.camera,
+            model=ModelInfo(name=v.name, version=v.version, role=v.role),
+            verdict=verdict(dets, self._fail_ids(runner)),
+            detections=detections_to_list(dets, spec.class_names),
+            timing_ms=Timing(
+                queue=round(item.queue_wait * 1000, 3),
+                inference=round(item.inference_time * 1000, 3),
+                total=round((time.perf_counter() - frame.received) * 1000, 3),
+            ),
+        )  # fmt: skip
+        self.metrics.observe_frame(
+            frame.line, frame.camera, v.name, v.version, record.verdict,
+            (d.label for d in record.detections),
+        )  # fmt: skip
+        return record

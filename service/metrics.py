@@ -1,0 +1,121 @@
+"""Prometheus metrics of one lineinspect process (prefix ``lineinspect_``).
+
+Every metric lives in a :class:`Metrics` instance with its own ``CollectorRegistry``
+created in the app's lifespan (no process-global registry), so tests and several
+apps in one process never collide. Latencies are histograms so they aggregate across
+replicas. Line and camera label values pass through :class:`LabelBounder`, so a
+misbehaving client cannot explode cardinality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+OTHER = "other"
+
+# Seconds; dense where a takt time lives (1-100 ms), sparse beyond.
+LATENCY_BUCKETS = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+
+
+class LabelBounder:
+    """Maps free-form label values onto a bounded set.
+
+    With an explicit allow-list, anything outside it becomes ``other``. Without one,
+    the first ``max_values`` distinct values are admitted and the rest become ``other``.
+    """
+
+    def __init__(self, allowed: Iterable[str] | None, max_values: int) -> None:
+        self._allowed = frozenset(allowed) if allowed else None
+        self._seen: set[str] = set()
+        self._max = max_values
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return "unknown"
+        if self._allowed is not None:
+            return value if value in self._allowed else OTHER
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._max:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+
+class Metrics:
+    """All metrics exported by a lineinspect process."""
+
+    def __init__(
+        self,
+        lines: Iterable[str] | None = None,
+        cameras: Iterable[str] | None = None,
+        max_label_values: int = 64,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.line_label = LabelBounder(lines, max_label_values)
+        self.camera_label = LabelBounder(cameras, max_label_values)
+        r = self.registry
+        self.frames = Counter(
+            "lineinspect_frames", "Frames inspected.",
+            ["line", "camera", "model", "version", "verdict"], registry=r,
+        )  # fmt: skip
+        self.defects = Counter(
+            "lineinspect_defects", "Defects detected.", ["line", "label"], registry=r
+        )
+        self.request_duration = Histogram(
+            "lineinspect_request_duration_seconds", "End-to-end request duration.",
+            ["protocol", "endpoint"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_wait = Histogram(
+            "lineinspect_queue_wait_seconds", "Time a frame waited before its batch ran.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.inference_duration = Histogram(
+            "lineinspect_inference_duration_seconds", "Model run time of one batch.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "lineinspect_batch_size", "Frames per executed batch.", ["model"],
+            buckets=BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge(
+            "lineinspect_queue_depth", "Frames waiting for a batch.", ["model"], registry=r
+        )
+        self.in_flight = Gauge(
+            "lineinspect_in_flight_requests", "Requests being handled.", ["protocol"], registry=r
+        )
+        self.dropped = Counter(
+            "lineinspect_dropped_frames", "Frames not inspected, by reason.", ["reason"], registry=r
+        )
+        self.errors = Counter(
+            "lineinspect_errors", "Error answers by endpoint and status.",
+            ["protocol", "endpoint", "status"], registry=r,
+        )  # fmt: skip
+        self.model_info = Gauge(
+            "lineinspect_model_info", "Loaded model versions (1 = serving).",
+            ["name", "version", "role", "alias"], registry=r,
+        )  # fmt: skip
+        self.model_swaps = Counter(
+            "lineinspect_model_swaps", "Hot swaps of an alias to a new version.", ["name"], registry=r
+        )
+        self.ready = Gauge("lineinspect_ready", "1 when all configured models are warm.", registry=r)
+
+    def observe_frame(
+        self, line: str | None, camera: str | None, model: str, version: int,
+        verdict: str, labels: Iterable[str],
+    ) -> None:  # fmt: skip
+        """Count one inspected frame and its defects (label values bounded)."""
+        line_v = self.line_label(line)
+        self.frames.labels(line_v, self.camera_label(camera), model, str(version), verdict).inc()
+        for label in labels:
+            self.defects.labels(line_v, label).inc()
+
+    def exposition(self) -> bytes:
+        """The text exposition format for ``GET /metrics``."""
+        return generate_latest(self.registry)

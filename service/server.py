@@ -1,0 +1,17 @@
+"""Run the service: uvicorn for REST (+ gRPC edge when enabled)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from service.api.app import create_app
+from service.config import Settings
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; uvicorn drains in-flight requests on shutdown."""
+    app = create_app(settings)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+        loop="auto", http="auto", access_log=False, timeout_graceful_shutdown=15,
+    )  # fmt: skip

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny real ONNX registries and synthetic images."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.registry import Registry
+from tests.support.tiny_onnx import write_artefact
+
+
+def encode(img: np.ndarray, fmt: str = "JPEG") -> bytes:
+    """Encode an RGB uint8 array."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def defect_image(width: int = 200, height: int = 160, box: tuple[int, int, int, int] = (40, 40, 90, 100)) -> np.ndarray:
+    """A dark frame with one bright rectangle (the tiny detector's 'defect')."""
+    img = np.full((height, width, 3), 20, np.uint8)
+    x1, y1, x2, y2 = box
+    img[y1:y2, x1:x2] = 240
+    return img
+
+
+@pytest.fixture
+def tiny_registry(tmp_path: Path) -> Registry:
+    """A registry with model 'tiny' v1 (production) and v2 (hot class 1, not aliased)."""
+    reg = Registry(tmp_path / "registry")
+    reg.root.mkdir()
+    reg.register(write_artefact(tmp_path / "a1"), "tiny", alias="production")
+    reg.register(write_artefact(tmp_path / "a2", hot_class=1), "tiny")
+    return reg

@@ -1,0 +1,90 @@
+"""Dynamic batcher: batching, bounds, deadlines, cancellation, drain on close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import wait
+
+import numpy as np
+import pytest
+
+from models.processing import LetterboxInfo, ModelSpec
+from service.batcher import BatchItem, Batcher, PostprocessConfig
+from service.errors import DeadlineExceeded, NotReady, QueueFull
+from service.metrics import Metrics
+
+SPEC = ModelSpec(("a",), 16, (8,))
+
+
+class GatedSession:
+    """A model stand-in whose run() blocks until the test opens the gate."""
+
+    spec = SPEC
+    key = "gated:1"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.batches: list[int] = []
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.started.set()
+        self.gate.wait(10)
+        self.batches.append(x.shape[0])
+        return np.full((x.shape[0], SPEC.num_predictions, 6), -10.0, np.float32)
+
+
+def item(deadline_s: float = 10.0) -> BatchItem:
+    return BatchItem(
+        np.zeros((3, 16, 16), np.float32), LetterboxInfo(1.0, 0, 0), (16, 16),
+        deadline=time.monotonic() + deadline_s,
+    )  # fmt: skip
+
+
+def make(session: GatedSession, **kw: object) -> Batcher:
+    post = PostprocessConfig(conf_thr=0.5, iou_thr=0.5, max_det=10)
+    return Batcher(session, post, Metrics(), **kw)  # type: ignore[arg-type]
+
+
+def test_frames_queued_while_busy_share_a_batch() -> None:
+    s = GatedSession()
+    b = make(s, max_batch=8, max_delay_s=0.0)
+    first = b.submit(item())
+    assert s.started.wait(5)  # the first frame is running alone; the next 7 queue up
+    rest = [b.submit(item()) for _ in range(7)]
+    s.gate.set()
+    wait([first, *rest], timeout=10)
+    assert s.batches == [1, 7]
+    assert all(len(f.result()) == 0 for f in rest)
+    b.close()
+
+
+def test_queue_bound_expired_and_cancelled_frames() -> None:
+    s = GatedSession()
+    b = make(s, max_batch=1, max_delay_s=0.0, queue_size=3)
+    running = b.submit(item())
+    assert s.started.wait(5)
+    expired = b.submit(item(deadline_s=-1))
+    cancelled = b.submit(item())
+    ok = b.submit(item())
+    with pytest.raises(QueueFull):
+        b.submit(item())
+    assert cancelled.cancel()
+    s.gate.set()
+    assert len(ok.result(10)) == 0 and len(running.result(10)) == 0
+    with pytest.raises(DeadlineExceeded):
+        expired.result(10)
+    assert s.batches == [1, 1]  # neither the expired nor the cancelled frame ran
+    b.close()
+
+
+def test_close_drains_queue_then_refuses() -> None:
+    s = GatedSession()
+    b = make(s, max_batch=2, max_delay_s=0.0)
+    futures = [b.submit(item()) for _ in range(5)]
+    s.gate.set()
+    b.close(timeout=10)
+    assert all(f.done() and not f.exception() for f in futures)
+    with pytest.raises(NotReady):
+        b.submit(item())
