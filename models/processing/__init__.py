@@ -8,7 +8,12 @@ from models.processing.boxes import batched_nms, box_iou, nms, xywh_to_xyxy
 from models.processing.decode import decode_predictions
 from models.processing.errors import ImageDecodeError, ImageTooLargeError, ProcessingError
 from models.processing.image import decode_image, probe_image
-from models.processing.letterbox import LetterboxInfo, letterbox, preprocess_batch, unletterbox_boxes
+from models.processing.letterbox import (
+    LetterboxInfo,
+    letterbox,
+    preprocess_batch,
+    unletterbox_boxes,
+)
 from models.processing.postprocess import Detections, postprocess
 from models.processing.spec import SPEC_METADATA_KEY, ModelSpec
 from models.processing.verdict import verdict

@@ -18,7 +18,10 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
     """Area of xyxy boxes (negative extents count as zero)."""
-    return (boxes[..., 2] - boxes[..., 0]).clip(0) * (boxes[..., 3] - boxes[..., 1]).clip(0)
+    area: np.ndarray = (boxes[..., 2] - boxes[..., 0]).clip(0) * (
+        boxes[..., 3] - boxes[..., 1]
+    ).clip(0)
+    return area
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -27,7 +30,8 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = (rb - lt).clip(0).prod(axis=2)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return inter / np.maximum(union, 1e-9)
+    iou: np.ndarray = inter / np.maximum(union, 1e-9)
+    return iou
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
@@ -49,7 +53,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thr: float) -> np.ndarray:
+def batched_nms(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thr: float
+) -> np.ndarray:
     """Class-aware NMS: boxes of different classes never suppress each other.
 
     Uses the coordinate-offset trick (one NMS over boxes shifted apart per class).

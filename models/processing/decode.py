@@ -22,7 +22,9 @@ def prediction_grid(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     na = spec.anchors_per_level
     for level, s in enumerate(spec.strides):
         n = spec.imgsz // s
-        ys, xs = np.meshgrid(np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32), indexing="ij")
+        ys, xs = np.meshgrid(
+            np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32), indexing="ij"
+        )
         xy = np.stack([xs.ravel(), ys.ravel()], axis=1)
         cells.append(np.tile(xy, (na, 1)))
         strides.append(np.full(na * n * n, s, dtype=np.float32))
@@ -36,7 +38,8 @@ def prediction_grid(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return out
 
 
 def decode_boxes(raw: np.ndarray, spec: ModelSpec, rows: np.ndarray | None = None) -> np.ndarray:
@@ -67,7 +70,11 @@ def decode_predictions(raw: np.ndarray, spec: ModelSpec) -> tuple[np.ndarray, np
 
     Score per class is ``sigmoid(obj) * sigmoid(cls)``.
     """
-    if raw.ndim != 3 or raw.shape[1] != spec.num_predictions or raw.shape[2] != 5 + spec.num_classes:
+    if (
+        raw.ndim != 3
+        or raw.shape[1] != spec.num_predictions
+        or raw.shape[2] != 5 + spec.num_classes
+    ):
         raise ValueError(
             f"raw output shape {raw.shape} does not match spec "
             f"[N,{spec.num_predictions},{5 + spec.num_classes}]"

@@ -19,7 +19,9 @@ class LetterboxInfo:
     pad_y: float
 
 
-def letterbox(img: np.ndarray, size: int, pad_value: int = PAD_VALUE) -> tuple[np.ndarray, LetterboxInfo]:
+def letterbox(
+    img: np.ndarray, size: int, pad_value: int = PAD_VALUE
+) -> tuple[np.ndarray, LetterboxInfo]:
     """Resize ``img`` (HxWx3 uint8) to fit ``size``x``size`` keeping aspect, centred on padding.
 
     Bilinear resampling via Pillow; returns the padded image and the mapping.
@@ -28,7 +30,7 @@ def letterbox(img: np.ndarray, size: int, pad_value: int = PAD_VALUE) -> tuple[n
     scale = min(size / h, size / w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     if (new_w, new_h) != (w, h):
-        resized = np.asarray(Image.fromarray(img).resize((new_w, new_h), Image.BILINEAR))
+        resized = np.asarray(Image.fromarray(img).resize((new_w, new_h), Image.Resampling.BILINEAR))
     else:
         resized = img
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
@@ -37,7 +39,9 @@ def letterbox(img: np.ndarray, size: int, pad_value: int = PAD_VALUE) -> tuple[n
     return out, LetterboxInfo(scale=scale, pad_x=float(pad_x), pad_y=float(pad_y))
 
 
-def unletterbox_boxes(boxes: np.ndarray, info: LetterboxInfo, width: int, height: int) -> np.ndarray:
+def unletterbox_boxes(
+    boxes: np.ndarray, info: LetterboxInfo, width: int, height: int
+) -> np.ndarray:
     """Map xyxy boxes from model-input pixels back to original-image pixels, clipped."""
     out = boxes.astype(np.float32, copy=True)
     out[:, [0, 2]] = (out[:, [0, 2]] - info.pad_x) / info.scale

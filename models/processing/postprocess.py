@@ -30,7 +30,9 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
-def _class_thresholds(conf_thr: float | Sequence[float] | np.ndarray, num_classes: int) -> np.ndarray:
+def _class_thresholds(
+    conf_thr: float | Sequence[float] | np.ndarray, num_classes: int
+) -> np.ndarray:
     thr = np.asarray(conf_thr, dtype=np.float32)
     if thr.ndim == 0:
         return np.full(num_classes, float(thr), dtype=np.float32)
@@ -78,6 +80,10 @@ def postprocess(
         kept = batched_nms(boxes, score, cls_id, iou_thr)[:max_det]
         boxes = unletterbox_boxes(boxes[kept], info, width, height)
         results.append(
-            Detections(boxes=boxes, scores=score[kept].astype(np.float32), class_ids=cls_id[kept].astype(np.int64))
+            Detections(
+                boxes=boxes,
+                scores=score[kept].astype(np.float32),
+                class_ids=cls_id[kept].astype(np.int64),
+            )
         )
     return results

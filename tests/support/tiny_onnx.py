@@ -31,6 +31,8 @@ def build_tiny_detector(
     nodes, inits, level_outs = [], [], []
     inits += [
         numpy_helper.from_array(np.array([0.5], np.float32), "half"),
+        # brightness where objectness crosses 0: above the letterbox grey (114/255)
+        numpy_helper.from_array(np.array([0.6], np.float32), "bright"),
         numpy_helper.from_array(np.array([20.0], np.float32), "gain"),
         numpy_helper.from_array(np.array([0.0], np.float32), "zero_f"),
     ]
@@ -48,9 +50,11 @@ def build_tiny_detector(
     for s in strides:
         p = f"l{s}_"
         nodes += [
-            helper.make_node("AveragePool", [src], [p + "pool"], kernel_shape=[s, s], strides=[s, s]),
+            helper.make_node(
+                "AveragePool", [src], [p + "pool"], kernel_shape=[s, s], strides=[s, s]
+            ),
             helper.make_node("ReduceMean", [p + "pool"], [p + "gray"], axes=[1], keepdims=1),
-            helper.make_node("Sub", [p + "gray", "half"], [p + "centred"]),
+            helper.make_node("Sub", [p + "gray", "bright"], [p + "centred"]),
             helper.make_node("Mul", [p + "centred", "gain"], [p + "obj"]),
             helper.make_node("Mul", [p + "obj", "zero_f"], [p + "zero"]),
             helper.make_node("Add", [p + "zero", "half"], [p + "txy"]),
@@ -58,7 +62,8 @@ def build_tiny_detector(
             helper.make_node(
                 "Concat",
                 [p + "txy", p + "txy", p + "zero", p + "zero", p + "obj", p + "cls"],
-                [p + "cat"], axis=1,
+                [p + "cat"],
+                axis=1,
             ),
             helper.make_node("Reshape", [p + "cat", "flat_shape"], [p + "flat"]),
             helper.make_node("Transpose", [p + "flat"], [p + "out"], perm=[0, 2, 1]),
@@ -68,7 +73,7 @@ def build_tiny_detector(
     graph = helper.make_graph(
         nodes, "tiny_detector",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, imgsz, imgsz])],
-        [helper.make_tensor_value_info("preds", TensorProto.FLOAT, ["N", spec.num_predictions, 5 + c])],
+        [helper.make_tensor_value_info("preds", TensorProto.FLOAT, ["N", spec.num_predictions, 5 + c])],  # noqa: E501
         inits,
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.processing import LetterboxInfo, ModelSpec
-from service.batcher import BatchItem, Batcher, PostprocessConfig
+from service.batcher import Batcher, BatchItem, PostprocessConfig
 from service.errors import DeadlineExceeded, NotReady, QueueFull
 from service.metrics import Metrics
 

@@ -9,7 +9,9 @@ import pytest
 from service.config import ConfigError, load_settings
 
 
-def test_defaults_and_yaml_and_env_priority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_and_yaml_and_env_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"registry_root: {tmp_path}\nmax_batch: 4\nport: 9000\n")
     s = load_settings(cfg)
@@ -28,7 +30,7 @@ def test_errors_name_the_setting(tmp_path: Path) -> None:
     assert "max_batch" in msg and "score_threshold" in msg
     with pytest.raises(ConfigError, match="not a directory"):
         load_settings(None, registry_root=tmp_path / "missing")
-    with pytest.raises(ConfigError, match="unknown_key|Extra inputs"):
+    with pytest.raises(ConfigError, match=r"unknown_key|Extra inputs"):
         bad = tmp_path / "bad.yaml"
         bad.write_text(f"registry_root: {tmp_path}\nunknown_key: 1\n")
         load_settings(bad)

@@ -19,5 +19,7 @@ def test_cardinality_bounded_in_exposition() -> None:
     for i in range(50):
         m.observe_frame(f"line{i}", f"cam{i}", "steel", 1, "fail", ["scratches"])
     fams = {f.name: f for f in text_string_to_metric_families(m.exposition().decode())}
-    lines = {s.labels["line"] for s in fams["lineinspect_frames"].samples if s.name.endswith("_total")}
+    lines = {
+        s.labels["line"] for s in fams["lineinspect_frames"].samples if s.name.endswith("_total")
+    }
     assert lines == {"line0", "line1", "line2", OTHER}

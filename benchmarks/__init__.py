@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each compares served throughput with raw ONNX Runtime in one run."""

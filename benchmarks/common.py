@@ -1,0 +1,93 @@
+"""Shared benchmark helpers: raw ONNX Runtime throughput, a served instance, a sample image."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from service.engine import ModelSession
+from service.inspector import prepare
+from service.registry import Registry
+
+REPO = Path(__file__).resolve().parent.parent
+NEU_DET = REPO.parent / "shared" / "datasets" / "neu-det" / "images" / "train"
+
+
+def sample_jpeg() -> tuple[bytes, str]:
+    """A real NEU-DET image when ../shared is present, else a synthetic 200x200 JPEG."""
+    if NEU_DET.is_dir():
+        path = sorted(NEU_DET.glob("*.jpg"))[0]
+        return path.read_bytes(), path.name
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue(), "synthetic.jpg"
+
+
+def load_session(registry: Path, ref: str, intra_op_threads: int = 0) -> ModelSession:
+    """The ONNX Runtime session the service would create for ``ref``."""
+    return ModelSession(Registry(registry).resolve(ref), intra_op_threads=intra_op_threads)
+
+
+def raw_throughput(
+    session: ModelSession, image: bytes, batch: int, seconds: float
+) -> dict[str, float]:
+    """Images/s of ``session.run`` alone at ``batch`` (preprocessing excluded), and ms/batch."""
+    tensor, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
+    x = np.repeat(tensor[None], batch, axis=0)
+    for _ in range(3):
+        session.run(x)
+    n, t0 = 0, time.perf_counter()
+    times = []
+    while time.perf_counter() - t0 < seconds:
+        t1 = time.perf_counter()
+        session.run(x)
+        times.append(time.perf_counter() - t1)
+        n += batch
+    spent = time.perf_counter() - t0
+    return {"images_per_s": n / spent, "batch_ms_median": float(np.median(times)) * 1000}
+
+
+def free_port() -> int:
+    """An unused loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(registry: Path, ref: str, extra: list[str], env: dict[str, str]) -> Iterator[str]:
+    """Run ``lineinspect serve`` as a separate process; yield its URL once ready."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(registry)]
+    cmd += ["--model", ref, "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError("server exited during start-up")
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise TimeoutError("server not ready in 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)

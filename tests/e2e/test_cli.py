@@ -1,0 +1,108 @@
+"""Drive the ``lineinspect`` CLI as a user would, in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import defect_image, encode
+from tests.support.servers import wait_until
+from tests.support.tiny_onnx import write_artefact
+
+CLI = [sys.executable, "-m", "service.cli"]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    root = tmp_path / "registry"
+    root.mkdir()
+    out = run("models", "register", str(write_artefact(tmp_path / "a1")), "--name", "tiny",
+              "--alias", "production", "--registry", str(root))  # fmt: skip
+    assert "registered tiny:1 (production)" in out.stdout
+    run("models", "register", str(write_artefact(tmp_path / "a2", hot_class=1)), "--name", "tiny",
+        "--registry", str(root))  # fmt: skip
+    return root
+
+
+def test_models_list_show_promote(registry: Path) -> None:
+    out = run("models", "list", "--registry", str(registry)).stdout
+    assert "tiny" in out and "versions=[1, 2]" in out and "production=1" in out
+    card = json.loads(run("models", "show", "tiny:2", "--registry", str(registry)).stdout)
+    assert card["version"] == 2 and card["role"] == "student" and len(card["onnx_sha256"]) == 64
+    out = run("models", "promote", "tiny", "2", "--registry", str(registry)).stdout
+    assert "tiny@production: 1 -> 2" in out
+    bad = run("models", "promote", "tiny", "7", "--registry", str(registry), check=False)
+    assert bad.returncode != 0 and "no version 7" in bad.stderr
+
+
+def test_predict_directory_writes_one_record_per_image(registry: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(encode(defect_image(300, 200, (100, 50, 160, 150))))
+    (images / "b.png").write_bytes(encode(defect_image(box=(0, 0, 0, 0)), "PNG"))
+    (images / "notes.txt").write_text("not an image")
+    out = tmp_path / "preds.json"
+    run("predict", str(images), "--model", "tiny", "--out", str(out), "--registry", str(registry))
+    records = json.loads(out.read_text())
+    assert [r["image"] for r in records] == ["a.jpg", "b.png"]
+    a, b = records
+    assert a["verdict"] == "fail" and b["verdict"] == "pass" and b["detections"] == []
+    for det in a["detections"]:
+        x1, y1, x2, y2 = det["box"]  # original pixels of the 300x200 image
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2  # the tiny model's boxes are grid cells
+        assert 60 <= cx <= 200 and 10 <= cy <= 190 and x2 <= 300 and y2 <= 200
+    assert set(a) == {"image", "frame_id", "line", "camera", "model", "verdict", "detections",
+                      "timing_ms"}  # fmt: skip
+    missing = run(
+        "predict", str(tmp_path / "nothing*.jpg"), "--registry", str(registry), check=False
+    )
+    assert missing.returncode != 0 and "no images found" in missing.stderr
+
+
+def test_serve_answers_and_stops_cleanly(registry: Path) -> None:
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--registry", str(registry), "--model", "tiny", "--port", "0"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "LINEINSPECT_WARMUP_RUNS": "1"},
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        port = None
+        for line in proc.stderr:
+            m = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = int(m[1])
+                break
+        assert port, "server did not report its port"
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(url + "/readyz").status_code == 200)
+        r = httpx.post(url + "/v1/inspect", content=encode(defect_image()),
+                       headers={"Content-Type": "image/jpeg"})  # fmt: skip
+        assert r.status_code == 200 and r.json()["model"]["name"] == "tiny"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    # uvicorn drains, then re-raises the signal it caught, so the exit status is -SIGTERM
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in rest
+
+
+def test_bad_configuration_names_the_setting(registry: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("max_batch: 0\nscore_threshold: 3\n")
+    r = run("serve", "--config", str(cfg), "--registry", str(registry), check=False)
+    assert r.returncode != 0
+    assert "max_batch" in r.stderr and "score_threshold" in r.stderr
+    r = run("serve", "--registry", str(registry), "--model", "nope", check=False)
+    assert r.returncode != 0 and "no model named 'nope'" in r.stderr
