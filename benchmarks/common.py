@@ -36,8 +36,10 @@ def sample_jpeg() -> tuple[bytes, str]:
 
 
 def load_session(registry: Path, ref: str, intra_op_threads: int = 0) -> ModelSession:
-    """The ONNX Runtime session the service would create for ``ref``."""
-    return ModelSession(Registry(registry).resolve(ref), intra_op_threads=intra_op_threads)
+    """A plain ONNX Runtime session for ``ref`` with ORT's defaults (all cores, spinning on):
+    the baseline a user gets from onnxruntime alone."""
+    mv = Registry(registry).resolve(ref)
+    return ModelSession(mv, intra_op_threads=intra_op_threads, spinning=True)
 
 
 def raw_throughput(

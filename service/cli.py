@@ -170,7 +170,9 @@ def models_register(
 @main.command()
 @click.argument("source")
 @click.option("--model", "model_ref", default=None, help="Model reference (default: first served).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file (default stdout).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file (default stdout)."
+)
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 256))
 @config_option
 @registry_option
@@ -189,7 +191,9 @@ def predict(
         raise click.ClickException(f"no images found at {source!r}")
     try:
         mv = Registry(s.registry_root).resolve(model_ref or s.models[0])
-        session = ModelSession(mv, s.providers, s.intra_op_threads, s.inter_op_threads)
+        session = ModelSession(
+            mv, s.providers, s.intra_op_threads, s.inter_op_threads, s.ort_spinning
+        )
         post = PostprocessConfig.for_classes(
             session.spec.class_names, s.score_threshold, s.class_thresholds,
             s.iou_threshold, s.max_detections,
@@ -198,7 +202,12 @@ def predict(
         with click.progressbar(paths, label="predict", file=sys.stderr) as bar:
             for i in range(0, len(paths), batch):
                 chunk = paths[i : i + batch]
-                records += [r.model_dump() for r in predict_files(session, chunk, post, s.max_pixels, batch, s.fail_classes)]
+                records += [
+                    r.model_dump()
+                    for r in predict_files(
+                        session, chunk, post, s.max_pixels, batch, s.fail_classes
+                    )
+                ]
                 bar.update(len(chunk))
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
@@ -208,6 +217,36 @@ def predict(
     else:
         out.write_text(text + "\n")
         click.echo(f"wrote {len(records)} records to {out}", err=True)
+
+
+@main.group()
+def worker() -> None:
+    """Workers behind the Redis frame queue (queue=redis)."""
+
+
+@worker.command("infer")
+@config_option
+@registry_option
+@click.option("--model", "models", multiple=True, help="Model reference to warm (repeatable).")
+@click.option("--redis-url", help="Redis URL (default LINEINSPECT_REDIS_URL).")
+@click.option("--metrics-port", type=int, help="Port of /metrics, /healthz, /readyz (9100).")
+@click.option("--consumer", help="Consumer name in the group (default <hostname>-<pid>).")
+def worker_infer(
+    config: Path | None, registry_root: Path | None, models: tuple[str, ...],
+    redis_url: str | None, metrics_port: int | None, consumer: str | None,
+) -> None:  # fmt: skip
+    """Consume frames from the Redis stream, inspect them, deliver the answers."""
+    from service.worker_app import run_worker
+
+    settings = _settings(
+        config, registry_root=registry_root, models=list(models) or None, redis_url=redis_url,
+        worker_metrics_port=metrics_port, worker_consumer=consumer,
+    )  # fmt: skip
+    _setup_logging(settings.log_level)
+    try:
+        run_worker(settings)
+    except LineInspectError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
 if __name__ == "__main__":  # pragma: no cover

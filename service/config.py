@@ -25,12 +25,40 @@ class ConfigError(ValueError):
 class Settings(BaseSettings):
     """Every setting of the service, workers and CLI. See docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="LINEINSPECT_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="LINEINSPECT_", extra="forbid", validate_default=True
+    )
 
     # --- network -------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="REST bind address.")
     port: int = Field(8000, ge=0, le=65535, description="REST port (0 = ephemeral).")
     grpc_port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 disables gRPC.")
+    # --- gRPC ----------------------------------------------------------------------
+    grpc_host: str | None = Field(None, description="gRPC bind address; None = the REST host.")
+    grpc_max_message_bytes: int = Field(
+        64 * 2**20, ge=4096, le=2**31 - 1,
+        description="Largest gRPC message received or sent (default fits 20-megapixel frames).",
+    )  # fmt: skip
+    grpc_stream_in_flight: int = Field(
+        8, ge=1, le=256, description="Frames of one stream being inspected at once."
+    )
+    grpc_stream_buffer: int = Field(
+        64, ge=1, le=4096,
+        description="Frames of one stream read but not yet answered; reading pauses at this bound.",
+    )  # fmt: skip
+    grpc_tls_cert: Path | None = Field(None, description="PEM server certificate (enables TLS).")
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of grpc_tls_cert.")
+    grpc_tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed."
+    )
+    grpc_shutdown_grace_s: float = Field(
+        10.0, ge=0, le=300, description="On shutdown, time in-flight gRPC calls get to finish."
+    )
+    grpc_stream_window_bytes: int | None = Field(
+        None, ge=65_535, le=2**31 - 1,
+        description="Fixed HTTP/2 receive window per stream (disables window auto-tuning); caps "
+        "how many frames a flooding camera queues in transport. None = gRPC's default.",
+    )  # fmt: skip
     # --- models --------------------------------------------------------------------
     registry_root: Path = Field(BUNDLED_REGISTRY, description="Model registry directory.")
     models: list[str] = Field(
@@ -42,13 +70,20 @@ class Settings(BaseSettings):
     )
     providers: list[str] = Field(
         default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
-        description="ONNX Runtime execution providers in preference order; unavailable ones are skipped.",
+        description="ONNX Runtime providers, preferred first; unavailable ones are skipped.",
     )
     intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads (0 = ORT default).")
     inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
+    ort_spinning: bool = Field(
+        False,
+        description="Let idle ORT threads spin. Off by default: on few cores the spinning "
+        "steals CPU from HTTP handling and decoding (see docs/benchmarks.md).",
+    )
     warmup_runs: int = Field(3, ge=1, description="Warm-up inferences before a model is ready.")
     # --- post-processing -----------------------------------------------------------
-    score_threshold: float = Field(0.25, ge=0, le=1, description="Default per-class score threshold.")
+    score_threshold: float = Field(
+        0.25, ge=0, le=1, description="Default per-class score threshold."
+    )
     class_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-class score thresholds overriding the default."
     )
@@ -70,6 +105,50 @@ class Settings(BaseSettings):
     )
     inference_threads: int = Field(1, ge=1, le=16, description="Threads running batches per model.")
     decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding images.")
+    # --- Redis queue ---------------------------------------------------------------
+    # (queue=redis; design in service/queue/__init__.py and docs/operations.md)
+    redis_prefix: str = Field(
+        "lineinspect", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:{}-]+$",
+        description="Key prefix: <prefix>:frames, :results, :replies:<instance>, :done:<id>. "
+        "One prefix = one shard (e.g. one per line).",
+    )  # fmt: skip
+    redis_group: str = Field("inference", min_length=1, description="Consumer group of workers.")
+    redis_stream_maxlen: int = Field(
+        1024, ge=1, description="Unanswered frames in the stream before new ones get 429."
+    )
+    redis_results_maxlen: int = Field(
+        100_000, ge=1, description="Records kept in the results stream (audit trail)."
+    )
+    redis_reply_maxlen: int = Field(
+        10_000, ge=16, description="Approximate bound of each API instance's reply stream."
+    )
+    redis_timeout_ms: float = Field(
+        250, gt=0, le=30_000, description="Socket connect/read timeout: how fast Redis down fails."
+    )
+    redis_health_ms: float = Field(
+        500, gt=0, le=60_000, description="Redis health probe period (readiness, recovery)."
+    )
+    redis_block_ms: int = Field(
+        1000, ge=1, le=60_000, description="Longest blocking read of an idle worker or listener."
+    )
+    redis_reclaim_idle_ms: int = Field(
+        5000, ge=10, description="Pending frames idle this long are reclaimed from their worker."
+    )
+    redis_dedupe_ttl_s: float = Field(
+        600, gt=0, description="How long a frame's 'answered' marker blocks a second answer."
+    )
+    redis_stats_interval_s: float = Field(
+        1.0, gt=0, description="How often queue length, lag and pending are exported."
+    )
+    worker_metrics_port: int = Field(
+        9100, ge=0, le=65535, description="Worker /metrics, /healthz, /readyz port (0 = ephemeral)."
+    )
+    worker_consumer: str | None = Field(
+        None, max_length=128, description="Worker consumer name; None = <hostname>-<pid>."
+    )
+    worker_prefetch: int = Field(
+        0, ge=0, le=4096, description="Frames a worker holds at once; 0 = 2 * max_batch * threads."
+    )
     # --- input limits --------------------------------------------------------------
     max_body_bytes: int = Field(32 * 2**20, ge=1024, description="Largest accepted request body.")
     max_pixels: int = Field(
@@ -106,6 +185,19 @@ class Settings(BaseSettings):
     def _registry_exists(self) -> Settings:
         if not self.registry_root.is_dir():
             raise ValueError(f"registry_root {self.registry_root} is not a directory")
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_consistent(self) -> Settings:
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("grpc_tls_cert and grpc_tls_key must be set together")
+        if self.grpc_tls_client_ca is not None and self.grpc_tls_cert is None:
+            raise ValueError("grpc_tls_client_ca needs grpc_tls_cert and grpc_tls_key (TLS)")
+        for path in (self.grpc_tls_cert, self.grpc_tls_key, self.grpc_tls_client_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"gRPC TLS file {path} does not exist")
+        if self.grpc_stream_buffer < self.grpc_stream_in_flight:
+            raise ValueError("grpc_stream_buffer must be >= grpc_stream_in_flight")
         return self
 
     @classmethod

@@ -45,11 +45,15 @@ class ModelSession:
         providers: Sequence[str] = ("CPUExecutionProvider",),
         intra_op_threads: int = 0,
         inter_op_threads: int = 1,
+        spinning: bool = False,
     ) -> None:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = inter_op_threads
+        flag = "1" if spinning else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", flag)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", flag)
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(

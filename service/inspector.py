@@ -21,14 +21,22 @@ from models.processing import (
     verdict,
 )
 from service.batcher import BatchItem
-from service.errors import DeadlineExceeded, InvalidImage, NotReady, PayloadTooLarge
+from service.errors import (
+    DeadlineExceeded,
+    InvalidImage,
+    InvalidInput,
+    NotReady,
+    PayloadTooLarge,
+)
 from service.frames import Frame
 from service.manager import ModelManager, Runner
 from service.metrics import Metrics
 from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
 
 
-def prepare(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
+def prepare(
+    data: bytes, size: int, max_pixels: int
+) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
     """Decode and letterbox one image into a ``[3,S,S]`` float32 tensor (CPU-bound)."""
     try:
         img = decode_image(data, max_pixels)
@@ -39,6 +47,15 @@ def prepare(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, Letter
     boxed, info = letterbox(img, size)
     tensor = boxed.transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
     return tensor, info, (img.shape[1], img.shape[0])
+
+
+def _as_input(tensor: np.ndarray, size: int) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
+    """Check a preprocessed ``[3,S,S]`` tensor; its "original image" is the input itself."""
+    if tensor.shape != (3, size, size):
+        raise InvalidInput(
+            f"preprocessed tensor must be [3,{size},{size}], got {list(tensor.shape)}"
+        )
+    return tensor.astype(np.float32, copy=False), LetterboxInfo(1.0, 0.0, 0.0), (size, size)
 
 
 class Inspector:
@@ -65,6 +82,15 @@ class Inspector:
 
     async def inspect(self, frame: Frame) -> DetectionRecord:
         """Decode, batch, infer and build the detection record of one frame."""
+        return await self._inspect(frame, None)
+
+    async def inspect_tensor(self, frame: Frame, tensor: np.ndarray) -> DetectionRecord:
+        """Like :meth:`inspect` for an already preprocessed ``[3,S,S]`` float32 tensor
+        (letterboxed, RGB, 0..1; KServe's FP32 input). ``frame.data`` is ignored and the
+        boxes are in model-input pixels."""
+        return await self._inspect(frame, tensor)
+
+    async def _inspect(self, frame: Frame, pre: np.ndarray | None) -> DetectionRecord:
         if not self.manager.ready:
             raise NotReady("models are still warming up")
         if frame.remaining() <= 0:
@@ -74,9 +100,12 @@ class Inspector:
         try:
             loop = asyncio.get_running_loop()
             spec = runner.session.spec
-            tensor, info, size = await loop.run_in_executor(
-                self.executor, prepare, frame.data, spec.imgsz, self.max_pixels
-            )
+            if pre is None:
+                tensor, info, size = await loop.run_in_executor(
+                    self.executor, prepare, frame.data, spec.imgsz, self.max_pixels
+                )
+            else:
+                tensor, info, size = _as_input(pre, spec.imgsz)
             remaining = frame.remaining()
             item = BatchItem(tensor, info, size, deadline=time.monotonic() + remaining)
             future = runner.batcher.submit(item)
@@ -85,7 +114,9 @@ class Inspector:
             except TimeoutError:
                 future.cancel()  # never run it if it is still queued
                 self.metrics.dropped.labels("deadline").inc()
-                raise DeadlineExceeded(f"no result within the deadline ({remaining * 1000:.0f} ms)") from None
+                raise DeadlineExceeded(
+                    f"no result within the deadline ({remaining * 1000:.0f} ms)"
+                ) from None
         finally:
             self.manager.release(runner)
         v = runner.version

@@ -121,7 +121,9 @@ class ModelManager:
     def _load(self, key: tuple[str, int]) -> Runner:
         s = self.settings
         version = self.registry.get(*key)
-        session = ModelSession(version, s.providers, s.intra_op_threads, s.inter_op_threads)
+        session = ModelSession(
+            version, s.providers, s.intra_op_threads, s.inter_op_threads, s.ort_spinning
+        )
         session.warmup(s.warmup_runs, s.max_batch)
         batcher = Batcher(
             session, self._postprocess_config(session.spec.class_names), self.metrics,
@@ -129,6 +131,10 @@ class ModelManager:
             threads=s.inference_threads,
         )  # fmt: skip
         return Runner(version=version, session=session, batcher=batcher)
+
+    async def preload(self, name: str, version: int) -> None:
+        """Load and warm a version ahead of an alias switch (raises if it cannot load)."""
+        await self._ensure_loaded((name, version))
 
     async def _ensure_loaded(self, key: tuple[str, int]) -> Runner:
         lock = self._load_locks.setdefault(key, asyncio.Lock())

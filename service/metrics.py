@@ -102,9 +102,38 @@ class Metrics:
             ["name", "version", "role", "alias"], registry=r,
         )  # fmt: skip
         self.model_swaps = Counter(
-            "lineinspect_model_swaps", "Hot swaps of an alias to a new version.", ["name"], registry=r
+            "lineinspect_model_swaps",
+            "Hot swaps of an alias to a new version.",
+            ["name"],
+            registry=r,
         )
-        self.ready = Gauge("lineinspect_ready", "1 when all configured models are warm.", registry=r)
+        self.ready = Gauge(
+            "lineinspect_ready", "1 when all configured models are warm.", registry=r
+        )
+        # --- Redis queue (queue=redis; exported by API instances and workers alike,
+        # so aggregate the gauges with max by (stream), never sum) ---
+        self.queue_length = Gauge(
+            "lineinspect_queue_length", "Frames in the Redis stream not yet answered.",
+            ["stream"], registry=r,
+        )  # fmt: skip
+        self.queue_lag = Gauge(
+            "lineinspect_queue_lag", "Frames in the stream not yet delivered to any worker.",
+            ["stream", "group"], registry=r,
+        )  # fmt: skip
+        self.queue_pending = Gauge(
+            "lineinspect_queue_pending", "Frames delivered to a worker, not yet acknowledged.",
+            ["stream", "group"], registry=r,
+        )  # fmt: skip
+        self.queue_reclaimed = Counter(
+            "lineinspect_queue_reclaimed_frames", "Pending frames reclaimed from an idle worker.",
+            ["stream"], registry=r,
+        )  # fmt: skip
+        self.queue_duplicates = Counter(
+            "lineinspect_queue_duplicate_frames",
+            "Redelivered frames whose answer had already been delivered (not answered again).",
+            ["stream"], registry=r,
+        )  # fmt: skip
+        self.redis_up = Gauge("lineinspect_redis_up", "1 while Redis answers.", registry=r)
 
     def observe_frame(
         self, line: str | None, camera: str | None, model: str, version: int,

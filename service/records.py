@@ -44,7 +44,9 @@ class DetectionRecord(BaseModel):
                     "image": "crazing_1.jpg", "frame_id": "f-000123", "line": "L1", "camera": "c3",
                     "model": {"name": "neu-det-student", "version": 2, "role": "student"},
                     "verdict": "fail",
-                    "detections": [{"box": [4.0, 10.0, 96.0, 180.0], "score": 0.91, "label": "crazing"}],
+                    "detections": [
+                        {"box": [4.0, 10.0, 96.0, 180.0], "score": 0.91, "label": "crazing"}
+                    ],
                     "timing_ms": {"queue": 0.8, "inference": 2.1, "total": 4.0},
                 }
             ]
@@ -64,6 +66,10 @@ class DetectionRecord(BaseModel):
 def detections_to_list(dets: Detections, class_names: Sequence[str]) -> list[Detection]:
     """Convert array detections to record entries (boxes rounded to 0.01 px)."""
     return [
-        Detection(box=[round(float(v), 2) for v in box], score=round(float(s), 4), label=class_names[int(c)])
+        Detection(
+            box=[round(float(v), 2) for v in box],
+            score=round(float(s), 4),
+            label=class_names[int(c)],
+        )
         for box, s, c in zip(dets.boxes, dets.scores, dets.class_ids, strict=True)
     ]

@@ -39,7 +39,9 @@ class ModelRef:
         """Parse a reference string; raises :class:`ModelNotFound` when malformed."""
         m = _REF_RE.match(text.strip())
         if not m or not _NAME_RE.match(m["name"]):
-            raise ModelNotFound(f"malformed model reference {text!r} (use name, name@alias or name:version)")
+            raise ModelNotFound(
+                f"malformed model reference {text!r} (use name, name@alias or name:version)"
+            )
         if m["version"] is not None:
             return cls(m["name"], version=int(m["version"]))
         return cls(m["name"], alias=m["alias"] or DEFAULT_ALIAS)
@@ -149,7 +151,9 @@ class Registry:
             return self.get(r.name, r.version)
         aliases = self.aliases(r.name)
         if r.alias not in aliases:
-            raise ModelNotFound(f"model {r.name!r} has no alias {r.alias!r} (aliases: {sorted(aliases)})")
+            raise ModelNotFound(
+                f"model {r.name!r} has no alias {r.alias!r} (aliases: {sorted(aliases)})"
+            )
         return self.get(r.name, aliases[r.alias])
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:

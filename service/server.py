@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uvicorn
 
-from service.api.app import create_app
+from service.api import kserve
+from service.api.app import Edge, create_app
 from service.config import Settings
+from service.grpc.server import GrpcEdge
 
 
 def run_server(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn drains in-flight requests on shutdown."""
-    app = create_app(settings)
+    edges: tuple[Edge, ...] = (GrpcEdge(),) if settings.grpc_port else ()
+    app = create_app(settings, extra_routers=(kserve.install,), edges=edges)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
         loop="auto", http="auto", access_log=False, timeout_graceful_shutdown=15,

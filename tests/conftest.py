@@ -20,7 +20,9 @@ def encode(img: np.ndarray, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
-def defect_image(width: int = 200, height: int = 160, box: tuple[int, int, int, int] = (40, 40, 90, 100)) -> np.ndarray:
+def defect_image(
+    width: int = 200, height: int = 160, box: tuple[int, int, int, int] = (40, 40, 90, 100)
+) -> np.ndarray:
     """A dark frame with one bright rectangle (the tiny detector's 'defect')."""
     img = np.full((height, width, 3), 20, np.uint8)
     x1, y1, x2, y2 = box

@@ -34,12 +34,17 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return iou
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
-    """Greedy NMS; returns kept indices in descending score order."""
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, iou_thr: float, max_keep: int | None = None
+) -> np.ndarray:
+    """Greedy NMS; returns kept indices in descending score order.
+
+    Stops once ``max_keep`` boxes are kept: the rest could only be dropped later.
+    """
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     areas = box_area(boxes)
-    while order.size:
+    while order.size and (max_keep is None or len(keep) < max_keep):
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
@@ -54,7 +59,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
 
 
 def batched_nms(
-    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thr: float
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    iou_thr: float,
+    max_keep: int | None = None,
 ) -> np.ndarray:
     """Class-aware NMS: boxes of different classes never suppress each other.
 
@@ -63,4 +72,4 @@ def batched_nms(
     if boxes.size == 0:
         return np.zeros(0, dtype=np.int64)
     offset = classes.astype(np.float32)[:, None] * (float(boxes.max()) + 1.0)
-    return nms(boxes + offset, scores, iou_thr)
+    return nms(boxes + offset, scores, iou_thr, max_keep)

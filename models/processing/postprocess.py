@@ -13,6 +13,10 @@ from models.processing.letterbox import LetterboxInfo, unletterbox_boxes
 from models.processing.spec import ModelSpec
 
 
+#: Highest-scoring candidates kept for NMS per image (the rest could hardly survive it).
+MAX_CANDIDATES = 2000
+
+
 @dataclass(frozen=True)
 class Detections:
     """Detections of one image: xyxy boxes in original pixels, scores, class ids."""
@@ -73,11 +77,14 @@ def postprocess(
         score = cls_prob[np.arange(rows.size), cls_id]
         keep = score > thr[cls_id]
         rows, cls_id, score = rows[keep], cls_id[keep], score[keep]
+        if rows.size > MAX_CANDIDATES:  # bound NMS work on pathological outputs
+            top = np.argpartition(-score, MAX_CANDIDATES)[:MAX_CANDIDATES]
+            rows, cls_id, score = rows[top], cls_id[top], score[top]
         if rows.size == 0:
             results.append(Detections.empty())
             continue
         boxes = decode_boxes(img_raw[rows], spec, rows)
-        kept = batched_nms(boxes, score, cls_id, iou_thr)[:max_det]
+        kept = batched_nms(boxes, score, cls_id, iou_thr, max_det)
         boxes = unletterbox_boxes(boxes[kept], info, width, height)
         results.append(
             Detections(

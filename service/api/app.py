@@ -38,18 +38,29 @@ Edge = Callable[[AppContext], AbstractAsyncContextManager[None]]
 
 
 def build_context(settings: Settings) -> AppContext:
-    """Create registry, metrics, executor, model manager and the in-process backend.
+    """Create registry, metrics, executor, model manager and the frame backend.
+
+    ``queue=redis``: no local models (``manager`` is None); the backend is the Redis
+    queue, entered as an async context manager by the lifespan, and readiness follows
+    Redis reachability.
 
     Validates that every configured model reference resolves, so a typo fails start-up
     with a clear message instead of leaving the service unready forever.
     """
     registry = Registry(settings.registry_root)
-    for ref in settings.models:
-        registry.resolve(ModelRef.parse(ref))
     metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
     executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+    if settings.queue == "redis":  # API-only: frames go to the workers, no local models
+        from service.queue.backend import RedisFrameBackend
+
+        remote = RedisFrameBackend(settings, metrics)
+        return AppContext(settings, registry, metrics, None, remote, executor)
+    for ref in settings.models:
+        registry.resolve(ModelRef.parse(ref))
     manager = ModelManager(registry, settings, metrics)
-    backend: FrameBackend = Inspector(manager, metrics, executor, settings.max_pixels, settings.fail_classes)
+    backend: FrameBackend = Inspector(
+        manager, metrics, executor, settings.max_pixels, settings.fail_classes
+    )
     return AppContext(settings, registry, metrics, manager, backend, executor)
 
 
@@ -71,6 +82,8 @@ def create_app(
             warm.add_done_callback(_log_warm_failure)
         try:
             async with AsyncExitStack() as stack:
+                if isinstance(ctx.backend, AbstractAsyncContextManager):  # e.g. Redis queue
+                    await stack.enter_async_context(ctx.backend)
                 for edge in edges:
                     await stack.enter_async_context(edge(ctx))
                 yield

@@ -51,4 +51,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unknown(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error (request_id=%s)", _request_id(request))
-        return error_response(request, 500, "internal", "internal error; see server log for this request id")
+        return error_response(
+            request, 500, "internal", "internal error; see server log for this request id"
+        )

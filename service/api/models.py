@@ -58,7 +58,9 @@ def _check_admin(ctx: AppContext, authorization: str | None) -> None:
 async def list_models(ctx: Annotated[AppContext, Depends(get_ctx)]) -> list[ModelSummary]:
     """Every model in the registry with its versions and aliases."""
     reg = ctx.registry
-    return [ModelSummary(name=n, versions=reg.versions(n), aliases=reg.aliases(n)) for n in reg.names()]
+    return [
+        ModelSummary(name=n, versions=reg.versions(n), aliases=reg.aliases(n)) for n in reg.names()
+    ]
 
 
 @router.get("/{name}", response_model=ModelDetail, responses={404: {"model": ErrorBody}})
@@ -89,6 +91,11 @@ async def set_alias(
     """Point `alias` at `version`. Returns once this process serves the new version warm;
     other replicas follow within `registry_poll_s`."""
     _check_admin(ctx, authorization)
+    ctx.registry.get(name, body.version)  # 404 before anything changes
+    if ctx.manager is not None:
+        # Load and warm first: a version that cannot load is refused (422) while the
+        # alias still points at the old one, instead of a promotion that never serves.
+        await ctx.manager.preload(name, body.version)
     previous = ctx.registry.set_alias(name, alias, body.version)
     if ctx.manager is not None:
         await ctx.manager.refresh()

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import defect_image, encode
+from tests.support.http import HTTP
 from tests.support.servers import wait_until
 from tests.support.tiny_onnx import write_artefact
 
@@ -86,8 +86,8 @@ def test_serve_answers_and_stops_cleanly(registry: Path) -> None:
                 break
         assert port, "server did not report its port"
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(url + "/readyz").status_code == 200)
-        r = httpx.post(url + "/v1/inspect", content=encode(defect_image()),
+        wait_until(lambda: HTTP.get(url + "/readyz").status_code == 200)
+        r = HTTP.post(url + "/v1/inspect", content=encode(defect_image()),
                        headers={"Content-Type": "image/jpeg"})  # fmt: skip
         assert r.status_code == 200 and r.json()["model"]["name"] == "tiny"
     finally:

@@ -7,7 +7,6 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -15,6 +14,7 @@ from service.api.app import create_app
 from service.config import load_settings
 from service.registry import Registry
 from tests.conftest import defect_image, encode
+from tests.support.http import HTTP
 from tests.support.servers import serve_app
 
 MAX_BODY = 64 * 1024
@@ -260,17 +260,17 @@ def test_corpus_is_large_enough() -> None:
 def test_bad_input_gets_clean_error(
     url: str, case: str, kwargs: dict[str, Any], status: int, code: str
 ) -> None:
-    r = httpx.post(url + "/v1/inspect", **kwargs)
+    r = HTTP.post(url + "/v1/inspect", **kwargs)
     assert r.status_code == status, (case, r.text)
     body = r.json()
     assert body["error"] == code and body["message"] and body["request_id"]
     # the service is unharmed: still ready and still answering good frames
-    assert httpx.get(url + "/readyz").status_code == 200
-    ok = httpx.post(url + "/v1/inspect", content=GOOD_JPEG, headers={"Content-Type": "image/jpeg"})
+    assert HTTP.get(url + "/readyz").status_code == 200
+    ok = HTTP.post(url + "/v1/inspect", content=GOOD_JPEG, headers={"Content-Type": "image/jpeg"})
     assert ok.status_code == 200
 
 
 def test_tiny_but_valid_image_is_fine(url: str) -> None:
     one_px = encode(np.full((1, 1, 3), 200, np.uint8), "PNG")
-    r = httpx.post(url + "/v1/inspect", content=one_px, headers={"Content-Type": "image/png"})
+    r = HTTP.post(url + "/v1/inspect", content=one_px, headers={"Content-Type": "image/png"})
     assert r.status_code == 200

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +14,7 @@ from service.api.app import create_app
 from service.config import load_settings
 from service.registry import Registry
 from tests.conftest import defect_image, encode
+from tests.support.http import HTTP
 from tests.support.servers import serve_app, wait_until
 from tests.support.tiny_onnx import write_artefact
 
@@ -38,7 +38,7 @@ def url(tiny_registry: Registry) -> Iterator[str]:
 
 
 def metric_samples(url: str) -> dict[str, list[Any]]:
-    text = httpx.get(url + "/metrics").text
+    text = HTTP.get(url + "/metrics").text
     out: dict[str, list[Any]] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
@@ -48,7 +48,7 @@ def metric_samples(url: str) -> dict[str, list[Any]]:
 
 def test_inspect_raw_body_returns_record(url: str) -> None:
     img = defect_image(200, 160, (40, 40, 90, 100))
-    r = httpx.post(
+    r = HTTP.post(
         url + "/v1/inspect", content=encode(img), params={"line": "L1", "frame_id": "f-1"},
         headers={**JPEG, "X-Camera": "c3"},
     )  # fmt: skip
@@ -67,7 +67,7 @@ def test_inspect_raw_body_returns_record(url: str) -> None:
 
 def test_inspect_multipart_and_clean_frame(url: str) -> None:
     clean = encode(defect_image(box=(0, 0, 0, 0)), "PNG")
-    r = httpx.post(url + "/v1/inspect", files={"image": ("part7.png", clean, "image/png")})
+    r = HTTP.post(url + "/v1/inspect", files={"image": ("part7.png", clean, "image/png")})
     assert r.status_code == 200, r.text
     assert r.json()["image"] == "part7.png"
     assert r.json()["verdict"] == "pass" and r.json()["detections"] == []
@@ -78,7 +78,7 @@ def test_concurrent_requests_share_batches(url: str) -> None:
     with cf.ThreadPoolExecutor(32) as pool:
         codes = list(
             pool.map(
-                lambda _: httpx.post(url + "/v1/inspect", content=data, headers=JPEG).status_code,
+                lambda _: HTTP.post(url + "/v1/inspect", content=data, headers=JPEG).status_code,
                 range(96),
             )
         )
@@ -90,15 +90,15 @@ def test_concurrent_requests_share_batches(url: str) -> None:
 
 
 def test_models_endpoints_and_admin_token(url: str) -> None:
-    models = httpx.get(url + "/v1/models").json()
+    models = HTTP.get(url + "/v1/models").json()
     assert models == [{"name": "tiny", "versions": [1, 2], "aliases": {"production": 1}}]
-    detail = httpx.get(url + "/v1/models/tiny").json()
+    detail = HTTP.get(url + "/v1/models/tiny").json()
     assert detail["cards"]["2"]["version"] == 2 and detail["serving"] == {"production": 1}
-    assert httpx.get(url + "/v1/models/nope").status_code == 404
-    r = httpx.put(url + "/v1/models/tiny/aliases/production", json={"version": 2})
+    assert HTTP.get(url + "/v1/models/nope").status_code == 404
+    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2})
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     auth = {"Authorization": "Bearer s3cret"}
-    r = httpx.put(url + "/v1/models/tiny/aliases/production", json={"version": 9}, headers=auth)
+    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 9}, headers=auth)
     assert r.status_code == 404
 
 
@@ -107,13 +107,13 @@ def test_hot_swap_under_load_fails_nothing(url: str, tiny_registry: Registry) ->
     auth = {"Authorization": "Bearer s3cret"}
 
     def one(_: int) -> tuple[int, int, str]:
-        r = httpx.post(url + "/v1/inspect", content=data, headers=JPEG, timeout=30)
+        r = HTTP.post(url + "/v1/inspect", content=data, headers=JPEG, timeout=30)
         body = r.json()
         return r.status_code, body["model"]["version"], body["detections"][0]["label"]
 
     with cf.ThreadPoolExecutor(16) as pool:
         before = [pool.submit(one, i) for i in range(150)]
-        r = httpx.put(url + "/v1/models/tiny/aliases/production", json={"version": 2}, headers=auth)
+        r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2}, headers=auth)
         assert r.status_code == 200 and r.json()["previous"] == 1
         after = [pool.submit(one, i) for i in range(150)]
         results = [f.result() for f in before + after]
@@ -133,12 +133,12 @@ def test_deadline_and_queue_full(tmp_path: Path) -> None:
     settings = _settings(reg, models=["slow"], max_batch=1, queue_size=2, max_delay_ms=0)
     data = encode(defect_image())
     with serve_app(create_app(settings)) as u:
-        r = httpx.post(u + "/v1/inspect", content=data, headers=JPEG, params={"deadline_ms": 0.01})
+        r = HTTP.post(u + "/v1/inspect", content=data, headers=JPEG, params={"deadline_ms": 0.01})
         assert r.status_code == 504 and r.json()["error"] == "deadline_exceeded"
         with cf.ThreadPoolExecutor(24) as pool:
             rs = list(
                 pool.map(
-                    lambda _: httpx.post(u + "/v1/inspect", content=data, headers=JPEG, timeout=60),
+                    lambda _: HTTP.post(u + "/v1/inspect", content=data, headers=JPEG, timeout=60),
                     range(48),
                 )
             )
@@ -148,7 +148,7 @@ def test_deadline_and_queue_full(tmp_path: Path) -> None:
         s = metric_samples(u)
         reasons = {x.labels["reason"]: x.value for x in s["lineinspect_dropped_frames_total"]}
         assert reasons["deadline"] >= 1 and reasons["queue_full"] == codes.count(429)
-        assert httpx.get(u + "/readyz").status_code == 200
+        assert HTTP.get(u + "/readyz").status_code == 200
 
 
 def test_readiness_false_until_warm(tmp_path: Path) -> None:
@@ -157,19 +157,19 @@ def test_readiness_false_until_warm(tmp_path: Path) -> None:
     reg.register(write_artefact(tmp_path / "slow", extra_cost=300), "slow", alias="production")
     settings = _settings(reg, models=["slow"], warmup_runs=40, max_batch=32)
     with serve_app(create_app(settings), ready_path=None) as u:
-        assert httpx.get(u + "/healthz").status_code == 200
-        first = httpx.get(u + "/readyz")
+        assert HTTP.get(u + "/healthz").status_code == 200
+        first = HTTP.get(u + "/readyz")
         assert first.status_code == 503 and first.json() == {"ready": False}
-        r = httpx.post(u + "/v1/inspect", content=encode(defect_image()), headers=JPEG)
+        r = HTTP.post(u + "/v1/inspect", content=encode(defect_image()), headers=JPEG)
         assert r.status_code == 503 and r.json()["error"] == "not_ready"
-        wait_until(lambda: httpx.get(u + "/readyz").status_code == 200, timeout=120)
+        wait_until(lambda: HTTP.get(u + "/readyz").status_code == 200, timeout=120)
 
 
 def test_metrics_exposition_parses(url: str) -> None:
-    httpx.post(
+    HTTP.post(
         url + "/v1/inspect", content=encode(defect_image()), headers=JPEG, params={"line": "L1"}
     )
-    httpx.post(url + "/v1/inspect", content=b"junk", headers=JPEG)
+    HTTP.post(url + "/v1/inspect", content=b"junk", headers=JPEG)
     s = metric_samples(url)
     frames = [x for x in s["lineinspect_frames_total"] if x.labels["line"] == "L1"]
     assert frames and frames[0].labels["verdict"] == "fail" and frames[0].labels["version"] == "1"
@@ -189,3 +189,28 @@ def test_metrics_exposition_parses(url: str) -> None:
         "lineinspect_queue_depth",
     ):
         assert name in s, name
+
+
+def test_promoting_a_broken_version_is_refused_and_changes_nothing(
+    url: str, tiny_registry: Registry, tmp_path: Path
+) -> None:
+    art = write_artefact(tmp_path / "broken")
+    (art / "model.onnx").write_bytes(b"definitely not onnx")
+    tiny_registry.register(art, "tiny")  # v3: registers (card is fine) but cannot load
+    auth = {"Authorization": "Bearer s3cret"}
+    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 3}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"] == "registry_error"
+    assert tiny_registry.aliases("tiny") == {"production": 1}
+    ok = HTTP.post(url + "/v1/inspect", content=encode(defect_image()), headers=JPEG)
+    assert ok.status_code == 200 and ok.json()["model"]["version"] == 1
+
+
+def test_openapi_documents_the_api(url: str) -> None:
+    spec = HTTP.get(url + "/openapi.json").json()
+    post = spec["paths"]["/v1/inspect"]["post"]
+    assert {"image/jpeg", "image/png", "multipart/form-data"} <= set(post["requestBody"]["content"])
+    assert {"200", "400", "413", "415", "429", "503", "504"} <= set(post["responses"])
+    assert spec["components"]["schemas"]["DetectionRecord"]["examples"]
+    assert {"/v1/models", "/v1/models/{name}", "/v1/models/{name}/aliases/{alias}", "/healthz",
+            "/readyz", "/metrics"} <= set(spec["paths"])  # fmt: skip
+    assert HTTP.get(url + "/docs").status_code == 200

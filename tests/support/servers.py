@@ -7,9 +7,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from tests.support.http import HTTP
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
@@ -35,7 +36,7 @@ def serve_app(app: FastAPI, ready_path: str | None = "/readyz") -> Iterator[str]
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     if ready_path:
-        wait_until(lambda: httpx.get(url + ready_path).status_code == 200)
+        wait_until(lambda: HTTP.get(url + ready_path).status_code == 200)
     try:
         yield url
     finally:

@@ -144,3 +144,19 @@ def test_decode_image_errors() -> None:
         decode_image(data[: len(data) // 2])
     with pytest.raises(ImageTooLargeError, match="over the limit"):
         decode_image(data, max_pixels=100)
+
+
+def test_nms_stops_at_max_keep_and_candidates_are_bounded() -> None:
+    rng = np.random.default_rng(0)
+    xy = rng.random((500, 2), dtype=np.float32) * 1000
+    boxes = np.concatenate([xy, xy + 5], axis=1)  # 500 disjoint boxes
+    scores = rng.random(500, dtype=np.float32)
+    keep = nms(boxes, scores, 0.5, max_keep=10)
+    assert keep.tolist() == np.argsort(-scores)[:10].tolist()
+    spec = ModelSpec(("a",), 256, (4,))  # 4096 rows, every one confident
+    raw = np.zeros((1, spec.num_predictions, 6), np.float32)
+    raw[0, :, 4:] = 8.0
+    raw[0, :, 4] += rng.random(spec.num_predictions, dtype=np.float32)
+    _, info = letterbox(np.zeros((256, 256, 3), np.uint8), 256)
+    (dets,) = postprocess(raw, spec, [info], [(256, 256)], conf_thr=0.5, max_det=50)
+    assert len(dets) == 50

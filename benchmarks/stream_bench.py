@@ -1,0 +1,256 @@
+"""StreamInspect throughput from concurrent camera streams vs raw ONNX Runtime, one run.
+
+    .venv/bin/python -m benchmarks.stream_bench [--model neu-det-student] [--onnx FILE]
+        [--cameras 4] [--seconds 10] [--rounds 3] [--flood]
+
+The server is ``lineinspect serve --grpc-port N`` in its own process (as deployed);
+the camera clients are ``grpc.aio`` streams in this process, each keeping ``--window``
+frames unanswered (a camera that never outruns the model), or with ``--flood`` sending
+as fast as flow control lets it (newest frame wins: superseded frames are skipped).
+Raw ONNX Runtime is ``session.run`` alone on a preprocessed batch of ``max_batch`` in
+this process while the server idles — the ceiling; the service must also receive
+gRPC, decode, letterbox, post-process and answer on the same cores. Rounds alternate
+raw and streaming so background load hits both alike; the report gives every round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.common import free_port, load_session, raw_throughput, sample_jpeg, served
+from service.config import BUNDLED_REGISTRY
+from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
+from service.grpc.generated.lineinspect.v1 import inspection_pb2_grpc as pb_grpc
+from service.registry import Registry
+
+
+def registry_for(args: argparse.Namespace) -> tuple[Path, str, str]:
+    """(registry root, model ref, description) from --onnx, the registry, or a stand-in."""
+    if args.onnx is None and (args.registry / args.model.split("@")[0].split(":")[0]).is_dir():
+        return args.registry, args.model, f"{args.model} from {args.registry}"
+    import onnx  # dev dependency: only to read the spec of a bare ONNX file
+
+    from models.processing import SPEC_METADATA_KEY, ModelSpec
+
+    tmp = Path(tempfile.mkdtemp(prefix="stream-bench-"))
+    art = tmp / "artefact"
+    art.mkdir()
+    if args.onnx is not None:
+        (art / "model.onnx").write_bytes(args.onnx.read_bytes())
+        meta = {
+            p.key: p.value
+            for p in onnx.load(str(args.onnx), load_external_data=False).metadata_props
+        }
+        spec, what = ModelSpec.from_json(meta[SPEC_METADATA_KEY]), f"{args.onnx} (bare ONNX)"
+    else:  # neither: the test detector at 224 px with extra compute, clearly labelled
+        from tests.support.tiny_onnx import build_tiny_detector
+
+        spec = build_tiny_detector(art / "model.onnx", imgsz=224, strides=(8, 16, 32), extra_cost=8)
+        what = "synthetic stand-in (tests/support/tiny_onnx, 224 px, extra_cost=8)"
+    card = {"role": "student", "architecture": "bench", "class_names": list(spec.class_names),
+            "input_size": spec.imgsz, "data_fingerprint": "bench", "parent": None, "metrics": {},
+            "params": 0, "gflops": 0.0}  # fmt: skip
+    (art / "card.json").write_text(json.dumps(card))
+    reg = Registry(tmp / "registry")
+    reg.root.mkdir()
+    reg.register(art, "bench", alias="production")
+    return reg.root, "bench", what
+
+
+def server_pid() -> int:
+    """The pid of the server child process (this benchmark starts exactly one)."""
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    return int(children[-1])
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (all threads); this one by default."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def batch_stats(url: str) -> tuple[float, float]:
+    """(sum, count) of the server's batch-size histogram."""
+    s = c = 0.0
+    for fam in text_string_to_metric_families(httpx.get(url + "/metrics").text):
+        for x in fam.samples:
+            if x.name == "lineinspect_batch_size_sum":
+                s += x.value
+            elif x.name == "lineinspect_batch_size_count":
+                c += x.value
+    return s, c
+
+
+async def camera(
+    stub: Any, cam: str, image: bytes, window: int | None, t_start: float, t_end: float,
+    out: dict[str, Any],
+) -> None:  # fmt: skip
+    """One camera stream; counts answers that arrive inside [t_start, t_end]."""
+    room = asyncio.Semaphore(window or 1)
+    sent: dict[str, float] = {}
+
+    async def frames() -> AsyncIterator[pb.InspectRequest]:
+        i = 0
+        while time.perf_counter() < t_end:
+            if window:
+                await room.acquire()
+            fid = f"{cam}-{i}"
+            sent[fid] = time.perf_counter()
+            yield pb.InspectRequest(
+                image=image, encoding="jpeg", line="L1", camera=cam, frame_id=fid
+            )
+            i += 1
+
+    async for resp in stub.StreamInspect(frames()):
+        now = time.perf_counter()
+        if window:
+            room.release()
+        t0 = sent.pop(resp.frame_id, now)
+        if t_start <= now <= t_end:
+            out[pb.FrameStatus.Name(resp.status)] = out.get(pb.FrameStatus.Name(resp.status), 0) + 1
+            if resp.status == pb.FRAME_STATUS_INSPECTED:
+                out.setdefault("latency", []).append(now - t0)
+
+
+async def cpu_window(pid: int, t_start: float, t_end: float) -> tuple[float, float]:
+    """CPU seconds the server and this process spent between the two instants."""
+    await asyncio.sleep(max(0.0, t_start - time.perf_counter()))
+    s0, c0 = cpu_seconds(pid), cpu_seconds()
+    await asyncio.sleep(max(0.0, t_end - time.perf_counter()))
+    return cpu_seconds(pid) - s0, cpu_seconds() - c0
+
+
+async def stream_round(
+    target: str, image: bytes, args: argparse.Namespace, pid: int
+) -> dict[str, Any]:
+    """Run every camera for warm-up + ``--seconds``; inspected frames/s, latencies, CPU."""
+    opts = [("grpc.max_send_message_length", 64 * 2**20)]
+    async with grpc.aio.insecure_channel(target, options=opts) as channel:
+        stub = pb_grpc.InspectionServiceStub(channel)
+        t_start = time.perf_counter() + args.warmup
+        t_end = t_start + args.seconds
+        window = None if args.flood else args.window
+        results: list[dict[str, Any]] = [{} for _ in range(args.cameras)]
+        cams = [
+            camera(stub, f"c{i}", image, window, t_start, t_end, results[i])
+            for i in range(args.cameras)
+        ]
+        cpu = asyncio.create_task(cpu_window(pid, t_start, t_end))
+        await asyncio.gather(*cams)
+        server_cpu, client_cpu = await cpu
+    inspected = sum(r.get("FRAME_STATUS_INSPECTED", 0) for r in results)
+    lat = sorted(x for r in results for x in r.get("latency", []))
+    return {
+        "images_per_s": inspected / args.seconds,
+        "skipped_per_s": sum(r.get("FRAME_STATUS_SKIPPED", 0) for r in results) / args.seconds,
+        "p50_ms": lat[len(lat) // 2] * 1000 if lat else float("nan"),
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan"),
+        "images_per_cpu_s": inspected / server_cpu if server_cpu else float("nan"),
+        "server_cores": server_cpu / args.seconds,
+        "client_cores": client_cpu / args.seconds,
+    }
+
+
+def main() -> None:
+    """Alternate raw and streaming rounds; print a markdown table and JSON."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--registry", type=Path, default=BUNDLED_REGISTRY)
+    ap.add_argument("--model", default="neu-det-student")
+    ap.add_argument(
+        "--onnx", type=Path, help="bench a bare exported ONNX file (with lineinspect.spec)"
+    )
+    ap.add_argument("--cameras", type=int, default=4)
+    ap.add_argument("--window", type=int, default=8, help="unanswered frames per camera")
+    ap.add_argument(
+        "--flood", action="store_true", help="cameras send as fast as flow control allows"
+    )
+    ap.add_argument("--window-bytes", type=int, help="server grpc_stream_window_bytes")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--max-delay-ms", type=float, default=2)
+    ap.add_argument("--in-flight", type=int, default=8, help="server grpc_stream_in_flight")
+    ap.add_argument("--intra-op-threads", type=int, default=0)
+    ap.add_argument(
+        "--image", type=Path, help="JPEG to send (default: a NEU-DET image or synthetic)"
+    )
+    args = ap.parse_args()
+
+    registry, ref, what = registry_for(args)
+    image, image_name = (args.image.read_bytes(), args.image.name) if args.image else sample_jpeg()
+    session = load_session(registry, ref, args.intra_op_threads)
+    settings = {
+        "max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms,
+        "grpc_stream_in_flight": args.in_flight, "grpc_stream_buffer": max(64, args.in_flight),
+        "intra_op_threads": args.intra_op_threads, "log_level": "WARNING",
+        "default_deadline_ms": 60000, "providers": '["CPUExecutionProvider"]',
+    }  # fmt: skip
+    if args.window_bytes:
+        settings["grpc_stream_window_bytes"] = args.window_bytes
+    env = {f"LINEINSPECT_{k.upper()}": str(v) for k, v in settings.items()}
+    gport = free_port()
+    rounds = []
+    with served(registry, ref, ["--grpc-port", str(gport)], env) as url:
+        pid = server_pid()
+        for _ in range(args.rounds):
+            c0 = cpu_seconds()
+            raw = raw_throughput(session, image, args.max_batch, args.seconds)
+            raw_cpu = cpu_seconds() - c0
+            b0 = batch_stats(url)
+            st = asyncio.run(stream_round(f"127.0.0.1:{gport}", image, args, pid))
+            b1 = batch_stats(url)
+            st["mean_batch"] = (b1[0] - b0[0]) / max(1.0, b1[1] - b0[1])
+            st["raw_images_per_s"] = raw["images_per_s"]
+            st["ratio"] = st["images_per_s"] / raw["images_per_s"]
+            st["raw_images_per_cpu_s"] = raw["images_per_s"] * args.seconds / raw_cpu
+            st["raw_cores"] = raw_cpu / args.seconds
+            st["cpu_ratio"] = st["images_per_cpu_s"] / st["raw_images_per_cpu_s"]
+            rounds.append(st)
+    report(rounds, args, f"{what}; image: {image_name} ({len(image)} B)")
+
+
+COLUMNS = {
+    "raw_images_per_s": "raw ORT img/s", "images_per_s": "stream img/s", "ratio": "ratio",
+    "raw_images_per_cpu_s": "raw img/CPU-s", "images_per_cpu_s": "stream img/CPU-s",
+    "cpu_ratio": "CPU ratio", "skipped_per_s": "skipped/s", "p50_ms": "p50 ms",
+    "p99_ms": "p99 ms", "mean_batch": "mean batch", "raw_cores": "raw cores",
+    "server_cores": "server cores", "client_cores": "client cores",
+}  # fmt: skip
+
+
+def report(rounds: list[dict[str, Any]], args: argparse.Namespace, what: str) -> None:
+    """Print the rounds as a markdown table, the medians, and JSON."""
+    mode = "flood" if args.flood else f"window {args.window}"
+    print(f"\nmodel: {what}\n{args.cameras} cameras, {mode}; max_batch {args.max_batch}, "
+          f"max_delay {args.max_delay_ms} ms, in-flight {args.in_flight}\n")  # fmt: skip
+    print("| round | " + " | ".join(COLUMNS.values()) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for i, r in enumerate(rounds, 1):
+        cells = [f"{r[c]:.3f}" if "ratio" in c else f"{r[c]:.1f}" for c in COLUMNS]
+        print(f"| {i} | " + " | ".join(cells) + " |")
+    wall = statistics.median(r["ratio"] for r in rounds)
+    cpu = statistics.median(r["cpu_ratio"] for r in rounds)
+    print(f"\nmedian wall-clock ratio {wall:.3f}; median CPU-normalised ratio {cpu:.3f}")
+    print(json.dumps({"model": what, "rounds": rounds, "wall_ratio": wall, "cpu_ratio": cpu}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""KServe v2 / Open Inference Protocol over HTTP, on the REST app.
+
+``/v2``, ``/v2/health/{live,ready}``, ``/v2/models/{m}[/versions/{v}]`` with
+``/ready``, ``/config`` and ``/infer`` (JSON tensors and the binary data extension),
+so ``tritonclient.http`` works unchanged. Errors answer ``{"error": "..."}`` as the
+protocol specifies. Tensors are described in service/kserve/core.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from service import __version__
+from service.api.context import AppContext, get_ctx
+from service.api.inspect import read_body
+from service.errors import LineInspectError
+from service.kserve.core import EXTENSIONS, SERVER_NAME, KServeCore, ModelMeta
+from service.kserve.http import HEADER_LENGTH, decompress, encode_response, parse_request
+
+
+class V2Route(APIRoute):
+    """A route whose lineinspect errors answer the v2 error body ``{"error": msg}``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the handler so a :class:`LineInspectError` becomes a v2 error answer."""
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LineInspectError as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+
+        return guarded
+
+
+router = APIRouter(prefix="/v2", tags=["kserve v2"], route_class=V2Route)
+
+
+def install(app: FastAPI) -> None:
+    """``extra_routers`` hook of :func:`service.api.app.create_app`."""
+    app.include_router(router)
+
+
+def get_core(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> KServeCore:
+    """The app's :class:`KServeCore`, created once per app context."""
+    core: KServeCore | None = getattr(request.app.state, "kserve_core", None)
+    if core is None or core.ctx is not ctx:
+        core = KServeCore(ctx)
+        request.app.state.kserve_core = core
+    return core
+
+
+Core = Annotated[KServeCore, Depends(get_core)]
+
+
+def _meta_json(meta: ModelMeta) -> dict[str, Any]:
+    def tensors(specs: Any) -> list[dict[str, Any]]:
+        return [{"name": t.name, "datatype": t.datatype, "shape": t.shape} for t in specs]
+
+    return {
+        "name": meta.name, "versions": meta.versions, "platform": meta.platform,
+        "inputs": tensors(meta.inputs), "outputs": tensors(meta.outputs),
+    }  # fmt: skip
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> dict[str, Any]:
+    """Server name, version and the protocol extensions it supports."""
+    return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+
+
+@router.get("/health/live", summary="Server liveness")
+async def live() -> Response:
+    """200 while the process serves HTTP."""
+    return Response(status_code=200)
+
+
+@router.get("/health/ready", summary="Server readiness")
+async def ready(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
+    """200 once every configured model is warm, 503 before."""
+    return Response(status_code=200 if ctx.ready else 503)
+
+
+@router.get("/models/{model_name}", summary="Model metadata")
+@router.get("/models/{model_name}/versions/{model_version}", summary="Model metadata")
+async def model_metadata(model_name: str, core: Core, model_version: str = "") -> dict[str, Any]:
+    """Versions, platform, inputs and outputs of a model."""
+    return _meta_json(core.metadata(model_name, model_version))
+
+
+@router.get("/models/{model_name}/ready", summary="Model readiness")
+@router.get("/models/{model_name}/versions/{model_version}/ready", summary="Model readiness")
+async def model_ready(model_name: str, core: Core, model_version: str = "") -> JSONResponse:
+    """200 when the model version is loaded and warm, 503 otherwise."""
+    ok = core.ready(model_name, model_version)
+    return JSONResponse({"name": model_name, "ready": ok}, status_code=200 if ok else 503)
+
+
+@router.get("/models/{model_name}/config", summary="Model configuration")
+@router.get("/models/{model_name}/versions/{model_version}/config", summary="Model configuration")
+async def model_config(model_name: str, core: Core, model_version: str = "") -> dict[str, Any]:
+    """A minimal Triton-style model configuration."""
+    return core.config(model_name, model_version)
+
+
+@router.post("/models/{model_name}/infer", summary="Inference")
+@router.post("/models/{model_name}/versions/{model_version}/infer", summary="Inference")
+async def infer(request: Request, model_name: str, core: Core, model_version: str = "") -> Response:
+    """Inspect a batch of images given as JSON or binary tensors (see service/kserve)."""
+    limit = core.ctx.settings.max_body_bytes
+    body = decompress(
+        await read_body(request, limit), request.headers.get("content-encoding"), limit
+    )
+    req = parse_request(body, request.headers.get(HEADER_LENGTH))
+    result = await core.infer(
+        model_name, model_version, req.inputs, req.outputs, req.id, req.timeout_s
+    )
+    content, header_length = encode_response(result, req)
+    if header_length is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(header_length)}
+    )

@@ -1,0 +1,125 @@
+"""The gRPC mapping of the error hierarchy (the only place gRPC status codes are chosen).
+
+:class:`EdgeInterceptor` wraps every handler of lineinspect's own services: a
+:class:`LineInspectError` becomes its ``grpc_code``; anything else becomes INTERNAL
+and is logged with the request id (from the ``x-request-id`` metadata, else a new
+one), which every answer carries back in its trailing metadata. It also keeps the
+``protocol="grpc"`` request metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from service.errors import LineInspectError
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+ERROR_CODE_KEY = "lineinspect-error"
+
+
+def status_code(exc: LineInspectError) -> grpc.StatusCode:
+    """The ``grpc.StatusCode`` named by ``exc.grpc_code`` (INTERNAL if it names none)."""
+    code = getattr(grpc.StatusCode, exc.grpc_code, None)
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.INTERNAL
+
+
+def request_id(context: aio.ServicerContext[Any, Any]) -> str:
+    """The client's ``x-request-id`` metadata (at most 64 characters) or a new id."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and value:
+            return str(value)[:64]
+    return uuid.uuid4().hex[:16]
+
+
+class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    """Error mapping and request metrics for the methods under ``prefixes``."""
+
+    def __init__(self, metrics: Metrics, prefixes: tuple[str, ...]) -> None:
+        self.metrics, self.prefixes = metrics, prefixes
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Wrap unary-unary and stream-stream handlers of our services."""
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(self.prefixes):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, behavior: Any, method: str) -> Any:
+        async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            rid = request_id(context)
+            context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+            in_flight = self.metrics.in_flight.labels("grpc")
+            in_flight.inc()
+            t0 = time.perf_counter()
+            try:
+                return await behavior(request, context)
+            except Exception as exc:
+                await self._abort(exc, context, method, rid)
+            finally:
+                in_flight.dec()
+                self.metrics.request_duration.labels("grpc", method).observe(
+                    time.perf_counter() - t0
+                )
+
+        return unary
+
+    def _stream(self, behavior: Any, method: str) -> Any:
+        async def stream(
+            request_iterator: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            rid = request_id(context)
+            context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+            in_flight = self.metrics.in_flight.labels("grpc")
+            in_flight.inc()
+            try:
+                async for response in behavior(request_iterator, context):
+                    yield response
+            except Exception as exc:
+                await self._abort(exc, context, method, rid)
+            finally:
+                in_flight.dec()
+
+        return stream
+
+    async def _abort(
+        self, exc: Exception, context: aio.ServicerContext[Any, Any], method: str, rid: str
+    ) -> None:
+        if isinstance(exc, aio.AbortError):
+            raise exc  # the handler aborted on purpose: status already set
+        if isinstance(exc, LineInspectError):
+            code, message, name = status_code(exc), exc.message, exc.code
+        else:
+            log.error("unhandled error in %s (request_id=%s)", method, rid, exc_info=exc)
+            code = grpc.StatusCode.INTERNAL
+            message, name = f"internal error; see the server log for request id {rid}", "internal"
+        self.metrics.errors.labels("grpc", method, code.name).inc()
+        await context.abort(
+            code, message, trailing_metadata=((REQUEST_ID_KEY, rid), (ERROR_CODE_KEY, name))
+        )

@@ -1,0 +1,88 @@
+"""v2 tensors: datatypes, raw (binary) encoding and the BYTES element framing."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import InvalidInput
+
+#: v2 datatype → numpy dtype (little-endian). BYTES is handled apart.
+DTYPES: dict[str, np.dtype[np.generic]] = {
+    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"), "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+}  # fmt: skip
+_LEN = struct.Struct("<I")
+
+
+@dataclass
+class Tensor:
+    """A named v2 tensor: ``data`` is an array, or a list of elements for BYTES."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: np.ndarray | list[bytes]
+
+    @property
+    def count(self) -> int:
+        """Number of elements."""
+        return element_count(self.shape)
+
+
+def element_count(shape: Sequence[int]) -> int:
+    """Elements of a tensor of ``shape``; rejects negative (unresolved) dimensions."""
+    if any(d < 0 for d in shape):
+        raise InvalidInput(f"tensor shape {list(shape)} has a negative dimension")
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def encode_bytes(elements: Sequence[bytes]) -> bytes:
+    """BYTES tensor → raw: each element as a 4-byte little-endian length + its bytes."""
+    return b"".join(_LEN.pack(len(e)) + e for e in elements)
+
+
+def decode_bytes(raw: bytes | memoryview, count: int, name: str) -> list[bytes]:
+    """Raw BYTES content → its ``count`` elements; raises on any framing mismatch."""
+    out: list[bytes] = []
+    view, pos = memoryview(raw), 0
+    while pos < len(view):
+        if pos + 4 > len(view):
+            raise InvalidInput(f"input {name!r}: truncated BYTES element length")
+        (n,) = _LEN.unpack_from(view, pos)
+        pos += 4
+        if pos + n > len(view):
+            raise InvalidInput(f"input {name!r}: BYTES element of {n} bytes runs past the data")
+        out.append(bytes(view[pos : pos + n]))
+        pos += n
+    if len(out) != count:
+        raise InvalidInput(f"input {name!r}: {len(out)} BYTES elements for a shape of {count}")
+    return out
+
+
+def from_raw(name: str, datatype: str, shape: list[int], raw: bytes | memoryview) -> Tensor:
+    """Decode one tensor's raw (binary) content, checking its size against the shape."""
+    count = element_count(shape)
+    if datatype == "BYTES":
+        return Tensor(name, datatype, shape, decode_bytes(raw, count, name))
+    dtype = DTYPES.get(datatype)
+    if dtype is None:
+        raise InvalidInput(f"input {name!r}: unknown datatype {datatype!r}")
+    if len(raw) != count * dtype.itemsize:
+        raise InvalidInput(
+            f"input {name!r}: {len(raw)} bytes of {datatype} for shape {shape} "
+            f"(expected {count * dtype.itemsize})"
+        )
+    return Tensor(name, datatype, shape, np.frombuffer(raw, dtype=dtype).reshape(shape))
+
+
+def to_raw(tensor: Tensor) -> bytes:
+    """Raw (binary) content of a tensor, row-major little-endian."""
+    if isinstance(tensor.data, list):
+        return encode_bytes(tensor.data)
+    return np.ascontiguousarray(tensor.data, dtype=DTYPES[tensor.datatype]).tobytes()

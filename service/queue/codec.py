@@ -1,0 +1,87 @@
+"""What travels through Redis: frame entries and replies (records or errors)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from service import errors
+from service.frames import Frame
+from service.queue.streams import text
+from service.records import DetectionRecord
+
+_OPTIONAL = ("frame_id", "line", "camera", "model", "image")
+
+
+@dataclass
+class QueuedFrame:
+    """A frame read back from the stream, with where its answer must go."""
+
+    frame: Frame
+    rid: str
+    reply_to: str
+    enqueued: float  # wall-clock epoch seconds when the API appended it
+
+
+def encode_entry(frame: Frame, rid: str, reply_to: str) -> list[bytes | str]:
+    """Flat field/value list of a stream entry (ARGV of the enqueue script)."""
+    values: dict[str, bytes | str] = {
+        "rid": rid,
+        "reply": reply_to,
+        "deadline": repr(frame.deadline),
+        "enq": repr(time.time()),
+        "data": frame.data,
+        "frame_id": frame.frame_id,
+        "line": frame.line or "",
+        "camera": frame.camera or "",
+        "model": frame.model_ref or "",
+        "image": frame.image_name or "",
+    }
+    flat: list[bytes | str] = []
+    for k, v in values.items():
+        flat += [k, v]
+    return flat
+
+
+def decode_entry(fields: dict[Any, Any]) -> QueuedFrame:
+    """Rebuild the frame of a stream entry; raises ``KeyError``/``ValueError`` if malformed."""
+    f = {text(k): v for k, v in fields.items()}
+    opt = {k: (text(f[k]) if f.get(k) else None) for k in _OPTIONAL}
+    frame = Frame(
+        data=bytes(f["data"]), deadline=float(text(f["deadline"])),
+        line=opt["line"], camera=opt["camera"], model_ref=opt["model"], image_name=opt["image"],
+    )  # fmt: skip
+    if opt["frame_id"]:
+        frame.frame_id = opt["frame_id"]
+    return QueuedFrame(frame, text(f["rid"]), text(f["reply"]), float(text(f["enq"])))
+
+
+def ok_reply(record: DetectionRecord) -> str:
+    """The reply payload of an inspected frame."""
+    return json.dumps({"ok": True, "record": record.model_dump(mode="json")})
+
+
+def error_reply(exc: errors.LineInspectError) -> str:
+    """The reply payload of a frame that failed with a client-visible error."""
+    return json.dumps({"ok": False, "code": exc.code, "message": exc.message})
+
+
+def _error_classes() -> dict[str, type[errors.LineInspectError]]:
+    found: dict[str, type[errors.LineInspectError]] = {}
+    todo: list[type[errors.LineInspectError]] = [errors.LineInspectError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def decode_reply(payload: bytes | str) -> DetectionRecord:
+    """The record of a reply, or raise the error the worker answered with."""
+    body = json.loads(payload)
+    if body.get("ok"):
+        return DetectionRecord.model_validate(body["record"])
+    cls = _error_classes().get(str(body.get("code")), errors.LineInspectError)
+    raise cls(str(body.get("message", "worker error")))

@@ -1,0 +1,120 @@
+"""Redis keys, clients, the consumer group and the two Lua scripts of the queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.config import Settings
+
+#: Errors meaning "Redis is unreachable right now" (as opposed to a bad command).
+REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# KEYS: frames stream. ARGV: max length, then field/value pairs of the entry.
+# Refuses (returns false) at the bound, so a full stream never grows.
+ENQUEUE_LUA = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+"""
+
+# KEYS: frames stream, done marker, reply stream, results stream.
+# ARGV: group, entry id, rid, done ttl ms, reply payload, reply maxlen, reply ttl ms,
+#       results maxlen, record json ('' = nothing to audit).
+# The first delivery of a rid answers and audits; any later one only acknowledges.
+DELIVER_LUA = """
+local fresh = redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[4])
+if fresh then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'rid', ARGV[3], 'reply', ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  if ARGV[9] ~= '' then
+    redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], '*', 'rid', ARGV[3], 'record', ARGV[9])
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if fresh then return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Every key name the queue uses, derived from the prefix."""
+
+    prefix: str
+    group: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueueKeys:
+        """Keys for ``settings.redis_prefix`` and ``settings.redis_group``."""
+        return cls(settings.redis_prefix, settings.redis_group)
+
+    @property
+    def frames(self) -> str:
+        """The frame stream workers consume."""
+        return f"{self.prefix}:frames"
+
+    @property
+    def results(self) -> str:
+        """The bounded stream of every delivered detection record."""
+        return f"{self.prefix}:results"
+
+    def replies(self, instance: str) -> str:
+        """The reply stream of one API instance."""
+        return f"{self.prefix}:replies:{instance}"
+
+    def done(self, rid: str) -> str:
+        """The 'answered' marker of one request."""
+        return f"{self.prefix}:done:{rid}"
+
+
+def connect(settings: Settings, block_ms: int = 0) -> aioredis.Redis:
+    """A client that fails fast: short timeouts, one immediate retry (stale connection).
+
+    ``block_ms`` > 0 gives a client for blocking reads: its read timeout covers the block.
+    """
+    timeout = settings.redis_timeout_ms / 1000
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout + block_ms / 1000,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=0,
+    )
+    return client
+
+
+async def ensure_group(client: aioredis.Redis, keys: QueueKeys) -> None:
+    """Create the consumer group (and stream) if missing.
+
+    The group starts at id 0: every entry in the stream is unanswered (answered ones are
+    deleted), so frames appended before the first worker existed are still served.
+    """
+    try:
+        await client.xgroup_create(keys.frames, keys.group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """True for the error Redis gives when the stream or group vanished (restart, flush)."""
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
+
+
+def stream_entries(resp: Any) -> list[tuple[str, dict[Any, Any]]]:
+    """Flatten an XREAD/XREADGROUP reply to ``(entry id, fields)`` pairs."""
+    streams = resp.values() if isinstance(resp, dict) else [e for _s, e in resp or []]
+    return [(text(eid), fields) for entries in streams for eid, fields in entries]
+
+
+def text(value: Any) -> str:
+    """Decode a Redis bulk string (bytes) to str."""
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
