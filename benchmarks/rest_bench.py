@@ -38,11 +38,11 @@ def run_wrk(url: str, body: Path, connections: int, seconds: float) -> dict[str,
         f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "image/jpeg"\n'
     )
+    duration = f"-d{max(1, round(seconds))}s"
+    cmd = ["wrk", "-t2", f"-c{connections}", duration, "--latency", "-s", str(script)]
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
-         url + "/v1/inspect"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        [*cmd, url + "/v1/inspect"], check=True, capture_output=True, text=True
+    ).stdout
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {

@@ -101,6 +101,31 @@ def serve(
 
 
 @main.group()
+def config() -> None:
+    """Show the effective configuration or the settings reference."""
+
+
+@config.command("show")
+@config_option
+def config_show(config: Path | None) -> None:
+    """Print the effective settings (flags aside) as YAML; secrets are masked."""
+    import yaml
+
+    data = _settings(config).model_dump(mode="json")
+    if data.get("admin_token"):
+        data["admin_token"] = "********"
+    click.echo(yaml.safe_dump(data, sort_keys=True))
+
+
+@config.command("reference")
+def config_reference() -> None:
+    """Print the Markdown reference of every setting (docs/configuration.md)."""
+    from service.config_doc import settings_reference
+
+    click.echo(settings_reference(), nl=False)
+
+
+@main.group()
 def models() -> None:
     """Inspect and change the model registry."""
 

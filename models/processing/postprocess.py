@@ -12,7 +12,6 @@ from models.processing.decode import _sigmoid, decode_boxes
 from models.processing.letterbox import LetterboxInfo, unletterbox_boxes
 from models.processing.spec import ModelSpec
 
-
 #: Highest-scoring candidates kept for NMS per image (the rest could hardly survive it).
 MAX_CANDIDATES = 2000
 

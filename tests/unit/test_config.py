@@ -38,3 +38,12 @@ def test_errors_name_the_setting(tmp_path: Path) -> None:
         lst = tmp_path / "list.yaml"
         lst.write_text("- 1\n- 2\n")
         load_settings(lst)
+
+
+def test_configuration_doc_is_current() -> None:
+    from service.config_doc import settings_reference
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert doc.read_text() == settings_reference(), (
+        "docs/configuration.md is stale: lineinspect config reference > docs/configuration.md"
+    )

@@ -1,0 +1,141 @@
+"""Torch-side ``lineinspect`` commands (entry-point group ``lineinspect.commands``):
+``train``, ``val``, ``export``, ``anchors`` and ``distil`` (issue 4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@click.command()
+@click.option(
+    "--data", required=True, type=click.Path(exists=True, dir_okay=False), help="data.yaml"
+)
+@click.option("--arch", type=click.Choice(["t-model", "s-model", "tiny"]), default="s-model")
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--imgsz", type=int, default=224, show_default=True)
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="run directory")
+@click.option("--resume", is_flag=True, help="continue from OUT/last.pt if it exists")
+@click.option("--head", type=click.Choice(["anchor_free", "anchor_based"]), default="anchor_free")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=0.05, show_default=True)
+@click.option("--warmup-epochs", type=float, default=3.0, show_default=True)
+@click.option("--close-mosaic", type=int, default=15, show_default=True)
+@click.option("--mosaic", "mosaic_prob", type=float, default=1.0, show_default=True)
+@click.option("--eval-interval", type=int, default=5, show_default=True)
+@click.option("--val-fraction", type=float, default=0.15, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads")
+@click.option("--workers", type=int, default=1, show_default=True, help="data loader workers")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1")
+@click.option("--no-adaptive", is_flag=True, help="disable the eq. 18 loss-weight updater")
+def train(**kw: Any) -> None:
+    """Train a T-model or S-model detector."""
+    from models.train.options import TrainOptions
+    from models.train.trainer import Trainer
+
+    _logging()
+    adaptive = not kw.pop("no_adaptive")
+    opts = TrainOptions(**kw, adaptive_weights=adaptive)
+    best = Trainer(opts).fit()
+    click.echo(json.dumps({"out": opts.out, "best": _brief(best)}, indent=2))
+
+
+def _brief(m: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("epoch", "map50", "map50_95", "precision", "recall", "f1")
+    return {k: m[k] for k in keys if m and k in m}
+
+
+@click.command()
+@click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="data.yaml (default: the checkpoint's, same seeded validation carve-out)",
+)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--conf", type=float, default=0.25, show_default=True, help="P/R/F1 threshold")
+@click.option("--no-onnx", is_flag=True, help="skip ONNX Runtime throughput")
+@click.option("--json-out", type=click.Path(dir_okay=False), default=None)
+def val(
+    ckpt: str, data: str | None, threads: int, conf: float, no_onnx: bool, json_out: str | None
+) -> None:
+    """Evaluate a checkpoint: mAP, per-class AP, P/R/F1, params, GFLOPs, ORT throughput."""
+    import torch
+
+    from models import export as ex
+    from models.detectors import count_params
+    from models.processing import ModelSpec
+    from models.train import data_bridge
+    from models.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.train.predict import detect
+
+    _logging()
+    torch.set_num_threads(threads)
+    ck = load_checkpoint(ckpt)
+    model = model_from_checkpoint(ck)
+    spec = ModelSpec.from_json(ck["spec"])
+    o = ck["opts"]
+    _, val_samples, names = data_bridge.splits(data or o["data"], o["val_fraction"], o["seed"])
+    images = [data_bridge.load_image(s) for s in val_samples]
+    dets = detect(model, spec, images, conf_thr=0.001, iou_thr=0.6)
+    report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
+    report["params"] = count_params(model)
+    report["gflops"] = round(ex.gflops(model, spec.imgsz), 4)
+    if not no_onnx:
+        path = ex.temp_onnx(model, spec)
+        for b in (1, 8):
+            report[f"ort_cpu_img_s_b{b}"] = round(
+                ex.ort_throughput(path, spec.imgsz, b, threads), 1
+            )
+    text = json.dumps(report, indent=2, default=float)
+    if json_out:
+        Path(json_out).write_text(text)
+    click.echo(text)
+
+
+@click.command()
+@click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--opset", type=int, default=17, show_default=True)
+def export(ckpt: str, out: str, opset: int) -> None:
+    """Export a checkpoint to OUT/model.onnx + OUT/card.json (with a parity check)."""
+    from models import export as ex
+    from models.train import data_bridge
+    from models.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    _logging()
+    if opset < 17:
+        raise click.BadParameter("opset must be >= 17", param_hint="--opset")
+    ck = load_checkpoint(ckpt)
+    model = model_from_checkpoint(ck)
+    images = data_bridge.parity_images(ck["opts"], n=4)
+    try:
+        card = ex.export_checkpoint(ck, model, out, images, opset)
+    except ex.ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(card, indent=2))
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--k", type=int, default=9, show_default=True)
+@click.option("--imgsz", type=int, default=224, show_default=True)
+@click.option("--levels", type=int, default=3, show_default=True)
+def anchors(data: str, k: int, imgsz: int, levels: int) -> None:
+    """K-means++ (1 - IoU) anchors for the anchor-based head."""
+    from models.anchors import anchors_report
+
+    click.echo(json.dumps(anchors_report(data, k, imgsz, levels), indent=2))

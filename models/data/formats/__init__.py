@@ -1,0 +1,17 @@
+"""Readers and writers for the three supported annotation layouts: YOLO, Pascal VOC, COCO."""
+
+from models.data.formats.coco import read_coco, samples_to_coco, write_coco
+from models.data.formats.voc import read_voc, write_voc
+from models.data.formats.yolo import IMAGE_SUFFIXES, label_path_for, read_yolo, write_yolo
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "label_path_for",
+    "read_coco",
+    "read_voc",
+    "read_yolo",
+    "samples_to_coco",
+    "write_coco",
+    "write_voc",
+    "write_yolo",
+]

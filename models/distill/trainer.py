@@ -1,0 +1,128 @@
+"""Distillation glue on top of :class:`models.train.trainer.Trainer` (its loop, EMA,
+checkpoints, resume, progress bar and evaluation are reused as they are).
+
+The teacher is frozen (eval mode, no gradients, never in the optimiser or the checkpoint's
+weights) and runs under ``torch.no_grad()``; the neck outputs of both models are read with
+forward hooks registered for the duration of one forward pass, so nothing lingers on the
+student (or on its EMA copy). The distiller's modules (adapters, context modules) are the
+trainer's ``extra`` modules: optimised and checkpointed with the student.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.detectors import Detector
+from models.distill.loss import DistillationLoss, DistillConfig
+from models.distill.teacher import Teacher
+from models.losses import LOSS_NAMES
+from models.train.options import TrainOptions
+from models.train.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def neck_features(model: Detector) -> Iterator[list[torch.Tensor]]:
+    """Collect ``model``'s neck outputs (one tensor per level) during the ``with`` block."""
+    feats: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _inp: Any, out: Sequence[torch.Tensor]) -> None:
+        feats[:] = list(out)
+
+    handle = model.neck.register_forward_hook(hook)
+    try:
+        yield feats
+    finally:
+        handle.remove()
+
+
+def check_compatible(
+    student: Detector,
+    teacher: Detector,
+    class_names: Sequence[str],
+    teacher_names: Sequence[str],
+    response_kd: bool,
+) -> None:
+    """Raise ``ValueError`` when the teacher cannot teach this student."""
+    if list(class_names) != list(teacher_names):
+        raise ValueError(f"teacher classes {list(teacher_names)} != data {list(class_names)}")
+    if student.strides != teacher.strides:
+        raise ValueError(f"teacher strides {teacher.strides} != student strides {student.strides}")
+    same_head = student.head_kind == teacher.head_kind and student.anchors == teacher.anchors
+    if response_kd and not same_head:
+        raise ValueError("response distillation needs the teacher's head kind and anchors")
+
+
+class DistillTrainer(Trainer):
+    """Trains the student with the detection loss plus the distillation terms (eq. 17)."""
+
+    def __init__(
+        self,
+        opts: TrainOptions,
+        teacher: Teacher,
+        distill: DistillConfig | None = None,
+        train_samples: Sequence[Any] | None = None,
+        val_samples: Sequence[Any] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        self.teacher = teacher
+        self.dcfg = distill or DistillConfig()
+        super().__init__(opts, train_samples, val_samples, class_names)
+
+    def build_extra(self) -> list[nn.Module]:
+        """Freeze and place the teacher; build the distiller; extend the loss names."""
+        t = self.teacher.model
+        check_compatible(
+            self.model, t, self.class_names, self.teacher.class_names, self.dcfg.response_kd
+        )
+        if self.teacher.imgsz != self.opts.imgsz:
+            log.warning(
+                "teacher trained at %d px, distilling at %d px", self.teacher.imgsz, self.opts.imgsz
+            )
+        t.to(self.device).eval()
+        for p in t.parameters():
+            p.requires_grad_(False)
+        self.kd = DistillationLoss(
+            self.criterion, self.model.neck.out_channels, t.neck.out_channels, self.dcfg
+        ).to(self.device)
+        self.loss_names = LOSS_NAMES + self.kd.names
+        log.info("distilling from %s: terms %s", self.teacher.parent, list(self.kd.names))
+        return [self.kd]
+
+    def compute_loss(
+        self, images: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Teacher forward (no grad) + student forward + eq. 17."""
+        if not self.kd.names:
+            return super().compute_loss(images, targets)
+        t = self.teacher.model
+        t.eval()
+        with (
+            torch.no_grad(),
+            neck_features(t) as feats_t,
+            torch.autocast(self.device.type, enabled=self.amp),
+        ):
+            outs_t = t(images)
+        with (
+            neck_features(self.model) as feats_s,
+            torch.autocast(self.device.type, enabled=self.amp),
+        ):
+            outs_s = self.model(images)
+        out: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.kd(
+            outs_s, outs_t, feats_s, feats_t, targets, self.weights.weights
+        )
+        return out
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        """The trainer's state plus the teacher (``parent``, for the card) and KD settings."""
+        st = super().state(epoch)
+        st["parent"] = dict(self.teacher.parent)
+        st["distill"] = self.dcfg.to_dict()
+        return st

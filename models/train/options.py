@@ -1,0 +1,41 @@
+"""Training options (what ``lineinspect train`` exposes)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class TrainOptions:
+    """All knobs of one training run; stored in every checkpoint."""
+
+    data: str
+    arch: str = "s-model"
+    epochs: int = 100
+    imgsz: int = 224
+    batch: int = 16
+    out: str = "runs/train"
+    resume: bool = False
+    seed: int = 0
+    threads: int = 2
+    workers: int = 1
+    device: str = "auto"
+    head: str = "anchor_free"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 3.0
+    final_lr_ratio: float = 0.05
+    augment: bool = True
+    mosaic_prob: float = 1.0
+    close_mosaic: int = 15
+    eval_interval: int = 5
+    val_fraction: float = 0.15
+    adaptive_weights: bool = True
+    ema_decay: float = 0.9998
+    cache: bool = True
+    max_iters_per_epoch: int = 0  # 0: whole epoch (tests use a small number)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict."""
+        return asdict(self)

@@ -1,0 +1,290 @@
+"""The training loop: AdamW + warm-up/cosine, EMA, AMP on CUDA, adaptive loss weights
+(eq. 18), periodic evaluation through the shared post-processing, exact resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.detectors import Detector, build_detector, count_params
+from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
+from models.train import data_bridge
+from models.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from models.train.ema import ModelEMA
+from models.train.options import TrainOptions
+from models.train.predict import detect
+from models.train.schedule import lr_factor
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms, 1-D params, position-bias tables, fusion weights."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or name.endswith("bias_table") or name.endswith(".weights"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class Trainer:
+    """One training run. ``samples``/``class_names`` may be given directly (tests); otherwise
+    they come from ``opts.data`` with a seeded per-class validation carve-out."""
+
+    def __init__(
+        self,
+        opts: TrainOptions,
+        train_samples: Sequence[Any] | None = None,
+        val_samples: Sequence[Any] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        self.opts = opts
+        self.out = Path(opts.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(max(1, opts.threads))
+        seed_everything(opts.seed)
+        self.device = resolve_device(opts.device)
+        if train_samples is None:
+            train_samples, val_samples, class_names = data_bridge.splits(
+                opts.data, opts.val_fraction, opts.seed
+            )
+        assert class_names is not None
+        self.train_samples, self.val_samples = list(train_samples), list(val_samples or [])
+        self.class_names = list(class_names)
+        self.fingerprint = data_bridge.fingerprint(self.train_samples)
+        self.dataset = data_bridge.dataset(
+            self.train_samples,
+            opts.imgsz,
+            opts.mosaic_prob,
+            opts.cache,
+            opts.close_mosaic,
+            opts.seed,
+            opts.augment,
+        )
+        last = self.out / "last.pt"
+        resume_ck = load_checkpoint(last) if opts.resume and last.exists() else None
+        self.model: Detector = self._build_model(resume_ck)
+        self.model.to(self.device)
+        self.spec = self.model.spec(self.class_names, opts.imgsz)
+        self.criterion = DetectionLoss(
+            self.model.strides, len(self.class_names), opts.head, self.model.anchors
+        )
+        self.loss_names: tuple[str, ...] = LOSS_NAMES
+        self.extra = nn.ModuleList(self.build_extra())  # hook: e.g. the distiller's adapters
+        self.optimizer = torch.optim.AdamW(
+            param_groups(nn.ModuleList([self.model, self.extra]), opts.weight_decay),
+            lr=opts.lr,
+            betas=(0.9, 0.999),
+        )
+        self.ema = ModelEMA(self.model, opts.ema_decay)
+        self.amp = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.weights = AdaptiveLossWeights(self.loss_names, enabled=opts.adaptive_weights)
+        self.start_epoch, self.step = 0, 0
+        self.best_map50, self.best_metrics = -1.0, None
+        self.last_metrics: dict[str, Any] | None = None
+        self._val_images: list[np.ndarray] | None = None
+        if resume_ck is not None:
+            self._resume(resume_ck, last)
+
+    # ----------------------------------------------------------------- state
+    def state(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to resume after ``epoch`` (0-based, completed)."""
+        return {
+            "epoch": epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "extra": self.extra.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "loss_weights": self.weights.state_dict(),
+            "best_map50": self.best_map50,
+            "best_metrics": self.best_metrics,
+            "metrics": self.last_metrics,
+            "rng": rng_state(),
+            "opts": self.opts.to_dict(),
+            "model_args": self.model.build_args(),
+            "class_names": self.class_names,
+            "imgsz": self.opts.imgsz,
+            "spec": self.spec.to_json(),
+            "data_fingerprint": self.fingerprint,
+            "params": count_params(self.model),
+        }
+
+    def _build_model(self, resume_ck: dict[str, Any] | None) -> Detector:
+        """The detector: from the checkpoint's own description when resuming (so a resume
+        never depends on the current variant table), else from ``opts``."""
+        o = self.opts
+        if resume_ck is not None:
+            a = resume_ck["model_args"]
+            return build_detector(a["cfg"], a["num_classes"], a["head"], a["anchors"])
+        anchors = None
+        if o.head == "anchor_based":
+            anchors = data_bridge.anchors(self.train_samples, o.imgsz, 3, seed=o.seed)
+        return build_detector(o.arch, len(self.class_names), o.head, anchors)
+
+    def _resume(self, ck: dict[str, Any], path: Path) -> None:
+        self.model.load_state_dict(ck["model"])
+        if ck.get("extra"):
+            self.extra.load_state_dict(ck["extra"])
+        self.ema.load_state_dict(ck["ema"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scaler.load_state_dict(ck["scaler"])
+        self.weights.load_state_dict(ck["loss_weights"])
+        self.best_map50, self.best_metrics = ck["best_map50"], ck["best_metrics"]
+        self.last_metrics = ck.get("metrics")
+        self.start_epoch, self.step = ck["epoch"] + 1, ck["step"]
+        set_rng_state(ck["rng"])
+        log.info("resumed from %s at epoch %d (step %d)", path, self.start_epoch, self.step)
+
+    # ----------------------------------------------------------------- hooks
+    def build_extra(self) -> list[nn.Module]:
+        """Hook, called once before the optimiser exists: training-only modules trained and
+        checkpointed with the model (e.g. distillation adapters); may extend ``loss_names``."""
+        return []
+
+    def compute_loss(
+        self, images: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Hook: forward and loss of one batch → ``(loss, parts)``, a part per ``loss_names``."""
+        with torch.autocast(self.device.type, enabled=self.amp):
+            outs = self.model(images)
+        return self.criterion([x.float() for x in outs], targets, self.weights.weights)
+
+    # ------------------------------------------------------------------ loop
+    def iters_per_epoch(self, loader_len: int) -> int:
+        """Optimizer steps per epoch."""
+        m = self.opts.max_iters_per_epoch
+        return min(loader_len, m) if m > 0 else loader_len
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``opts.epochs``; returns the best metrics seen."""
+        o = self.opts
+        loader = data_bridge.loader(self.dataset, o.batch, o.workers, o.seed)
+        ipe = self.iters_per_epoch(len(loader))
+        total, warmup = o.epochs * ipe, int(o.warmup_epochs * ipe)
+        log.info(
+            "training %s (%d params) on %d images, %d val, %d it/epoch, device %s",
+            o.arch,
+            count_params(self.model),
+            len(self.train_samples),
+            len(self.val_samples),
+            ipe,
+            self.device,
+        )
+        for epoch in range(self.start_epoch, o.epochs):
+            closing = epoch >= o.epochs - o.close_mosaic
+            data_bridge.set_epoch(self.dataset, epoch, o.epochs)
+            t0 = time.time()
+            means = self._train_epoch(loader, epoch, ipe, total, warmup)
+            self.weights.update(means)
+            record: dict[str, Any] = {"epoch": epoch + 1, "time_s": round(time.time() - t0, 1)}
+            record.update({f"loss_{k}": round(v, 5) for k, v in means.items()})
+            record["loss_weights"] = {k: round(v, 3) for k, v in self.weights.weights.items()}
+            last = epoch + 1 == o.epochs
+            interval = max(1, o.eval_interval // 2) if closing else o.eval_interval
+            if self.val_samples and (last or (epoch + 1) % interval == 0):
+                self.last_metrics = self.evaluate()
+                self.last_metrics["epoch"] = epoch + 1
+                record.update(
+                    map50=self.last_metrics["map50"], map50_95=self.last_metrics["map50_95"]
+                )
+                if self.last_metrics["map50"] > self.best_map50:
+                    self.best_map50, self.best_metrics = (
+                        self.last_metrics["map50"],
+                        self.last_metrics,
+                    )
+                    save_checkpoint(self.out / "best.pt", self.state(epoch))
+            save_checkpoint(self.out / "last.pt", self.state(epoch))
+            with open(self.out / "results.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log.info("epoch %d: %s", epoch + 1, record)
+        if not (self.out / "best.pt").exists() and (self.out / "last.pt").exists():
+            save_checkpoint(self.out / "best.pt", load_checkpoint(self.out / "last.pt"))
+        return self.best_metrics or {}
+
+    def _train_epoch(
+        self, loader: Any, epoch: int, ipe: int, total: int, warmup: int
+    ) -> dict[str, float]:
+        o = self.opts
+        self.model.train()
+        sums = dict.fromkeys(self.loss_names, 0.0)
+        n = 0
+        pbar = tqdm(
+            total=ipe,
+            desc=f"epoch {epoch + 1}/{o.epochs}",
+            mininterval=2.0,
+            dynamic_ncols=True,
+            leave=True,
+        )
+        for i, batch in enumerate(loader):
+            if i >= ipe:
+                break
+            images, targets = batch[0], batch[1]
+            if images.shape[0] < 2:  # BatchNorm on pooled attention maps needs > 1 sample
+                continue
+            f = lr_factor(self.step, total, warmup, o.final_lr_ratio)
+            for g in self.optimizer.param_groups:
+                g["lr"] = o.lr * f
+            images = images.to(self.device, non_blocking=True).float()
+            targets = targets.to(self.device)
+            loss, parts = self.compute_loss(images, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            params = [*self.model.parameters(), *self.extra.parameters()]
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.ema.update(self.model)
+            self.step += 1
+            n += 1
+            for k in self.loss_names:
+                sums[k] += float(parts[k])
+            post = {k: f"{sums[k] / n:.3f}" for k in self.loss_names}
+            pbar.set_postfix(post | {"lr": f"{o.lr * f:.2e}"})
+            pbar.update(1)
+        pbar.close()
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    # ------------------------------------------------------------------ eval
+    def evaluate(self, model: nn.Module | None = None) -> dict[str, Any]:
+        """mAP of the EMA model on the validation carve-out, through ``postprocess``."""
+        if self._val_images is None:
+            self._val_images = [data_bridge.load_image(s) for s in self.val_samples]
+        m = model or self.ema.ema
+        dets = detect(m, self.spec, self._val_images, conf_thr=0.001, iou_thr=0.6)
+        res = data_bridge.evaluate(self.val_samples, dets, self.class_names)
+        return res
