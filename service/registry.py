@@ -84,6 +84,7 @@ def sha256_file(path: Path) -> str:
 def _atomic_write_json(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from a non-root server user
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
@@ -199,6 +200,7 @@ class Registry:
         )  # fmt: skip
         staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
         try:
+            staging.chmod(0o755)
             shutil.copy2(onnx, staging / "model.onnx")
             for extra in ("model.pt",):
                 if (artefact_dir / extra).is_file():
