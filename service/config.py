@@ -103,7 +103,13 @@ class Settings(BaseSettings):
     default_deadline_ms: float = Field(
         2000, gt=0, description="Deadline of a request that sets none."
     )
-    inference_threads: int = Field(1, ge=1, le=16, description="Threads running batches per model.")
+    inference_threads: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Threads running batches per model: two overlap one batch's "
+        "post-processing with the next batch's inference (docs/benchmarks.md).",
+    )
     decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding images.")
     # --- Redis queue ---------------------------------------------------------------
     # (queue=redis; design in service/queue/__init__.py and docs/operations.md)
