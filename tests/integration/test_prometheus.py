@@ -3,6 +3,7 @@ evaluates every dashboard panel's query and every alert rule without error."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -144,11 +145,20 @@ def test_every_dashboard_query_and_alert_evaluates(tmp_path: Path, stack: tuple[
         wait_until(lambda: bool(prom.api("query", query=probe)["result"]), timeout=60, interval=0.2)
         queries = panel_queries()
         assert len(queries) >= 20
-        empty = []
-        for title, expr in queries:
-            data = prom.api("query", query=expr)  # asserts status == success (no error)
-            if not data["result"]:
-                empty.append(f"{title}: {expr}")
+
+        def panels_without_data() -> list[str]:
+            empty = []
+            for title, expr in queries:
+                data = prom.api("query", query=expr)  # asserts status == success (no error)
+                if not data["result"]:
+                    empty.append(f"{title}: {expr}")
+            return empty
+
+        # The API and the worker are scraped at different offsets: wait until every
+        # rate() window holds two scrapes of both targets, then require data everywhere.
+        with contextlib.suppress(TimeoutError):  # the assertion below names what is missing
+            wait_until(lambda: not panels_without_data(), timeout=60, interval=0.5)
+        empty = panels_without_data()
         assert not empty, "panels without data:\n" + "\n".join(empty)
 
         def rules_evaluated() -> list[dict[str, Any]]:
