@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,9 +30,19 @@ from service.errors import (
     PayloadTooLarge,
 )
 from service.frames import Frame
-from service.manager import ModelManager, Runner
+from service.manager import ModelManager
 from service.metrics import Metrics
 from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
+
+
+@lru_cache(maxsize=64)
+def fail_class_ids(
+    class_names: tuple[str, ...], fail_classes: tuple[str, ...] | None
+) -> frozenset[int] | None:
+    """Ids of the classes that fail a part (None = every class); cached per model."""
+    if fail_classes is None:
+        return None
+    return frozenset(i for i, n in enumerate(class_names) if n in fail_classes)
 
 
 def prepare(
@@ -67,18 +78,12 @@ class Inspector:
     ) -> None:  # fmt: skip
         self.manager, self.metrics, self.executor = manager, metrics, executor
         self.max_pixels = max_pixels
-        self.fail_classes = fail_classes
+        self.fail_classes = None if fail_classes is None else tuple(fail_classes)
 
     @property
     def ready(self) -> bool:
         """True once every configured model is warm."""
         return self.manager.ready
-
-    def _fail_ids(self, runner: Runner) -> set[int] | None:
-        if self.fail_classes is None:
-            return None
-        names = runner.session.spec.class_names
-        return {i for i, n in enumerate(names) if n in self.fail_classes}
 
     async def inspect(self, frame: Frame) -> DetectionRecord:
         """Decode, batch, infer and build the detection record of one frame."""
@@ -123,7 +128,7 @@ class Inspector:
         record = DetectionRecord(
             image=frame.image_name, frame_id=frame.frame_id, line=frame.line, camera=frame.camera,
             model=ModelInfo(name=v.name, version=v.version, role=v.role),
-            verdict=verdict(dets, self._fail_ids(runner)),
+            verdict=verdict(dets, fail_class_ids(spec.class_names, self.fail_classes)),
             detections=detections_to_list(dets, spec.class_names),
             timing_ms=Timing(
                 queue=round(item.queue_wait * 1000, 3),

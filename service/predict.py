@@ -12,7 +12,7 @@ import numpy as np
 from models.processing import postprocess, verdict
 from service.batcher import PostprocessConfig
 from service.engine import ModelSession
-from service.inspector import prepare
+from service.inspector import fail_class_ids, prepare
 from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
@@ -40,9 +40,9 @@ def predict_files(
 ) -> Iterator[DetectionRecord]:  # fmt: skip
     """Yield one detection record per image (raises on an unreadable image)."""
     spec, v = session.spec, session.version
-    fail_ids = None if fail_classes is None else {
-        i for i, n in enumerate(spec.class_names) if n in fail_classes
-    }  # fmt: skip
+    fail_ids = fail_class_ids(
+        spec.class_names, None if fail_classes is None else tuple(fail_classes)
+    )
     for chunk in _chunks(paths, batch):
         prepared = [prepare(p.read_bytes(), spec.imgsz, max_pixels) for p in chunk]
         raw = session.run(np.stack([t for t, _, _ in prepared]))
