@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from models.processing import batch_inputs
 from service.engine import ModelSession
 from service.inspector import prepare
 from service.registry import Registry
@@ -46,8 +47,8 @@ def raw_throughput(
     session: ModelSession, image: bytes, batch: int, seconds: float
 ) -> dict[str, float]:
     """Images/s of ``session.run`` alone at ``batch`` (preprocessing excluded), and ms/batch."""
-    tensor, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
-    x = np.repeat(tensor[None], batch, axis=0)
+    boxed, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
+    x = batch_inputs([boxed] * batch)
     for _ in range(3):
         session.run(x)
     n, t0 = 0, time.perf_counter()

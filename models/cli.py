@@ -65,14 +65,36 @@ def _brief(m: dict[str, Any] | None) -> dict[str, Any]:
     default=None,
     help="data.yaml (default: the checkpoint's, same seeded validation carve-out)",
 )
+@click.option("--val-fraction", type=float, default=None, help="carve-out (default: ckpt's, 0.15)")
+@click.option("--seed", type=int, default=None, help="carve-out seed (default: ckpt's, 0)")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--conf", type=float, default=0.25, show_default=True, help="P/R/F1 threshold")
 @click.option("--no-onnx", is_flag=True, help="skip ONNX Runtime throughput")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None)
 def val(
-    ckpt: str, data: str | None, threads: int, conf: float, no_onnx: bool, json_out: str | None
-) -> None:
-    """Evaluate a checkpoint: mAP, per-class AP, P/R/F1, params, GFLOPs, ORT throughput."""
+    ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
+    conf: float, no_onnx: bool, json_out: str | None,
+) -> None:  # fmt: skip
+    """Evaluate a checkpoint (.pt) or an exported model (.onnx, e.g. a registry version's
+    model.onnx; needs --data): mAP, per-class AP, P/R/F1, ORT throughput, and for
+    checkpoints params and GFLOPs."""
+    _logging()
+    if ckpt.endswith(".onnx"):
+        if data is None:
+            raise click.UsageError("--data is required to evaluate an .onnx model")
+        report = _val_onnx(ckpt, data, val_fraction, seed, threads, conf, no_onnx)
+    else:
+        report = _val_checkpoint(ckpt, data, val_fraction, seed, threads, conf, no_onnx)
+    text = json.dumps(report, indent=2, default=float)
+    if json_out:
+        Path(json_out).write_text(text)
+    click.echo(text)
+
+
+def _val_checkpoint(
+    ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
+    conf: float, no_onnx: bool,
+) -> dict[str, Any]:  # fmt: skip
     import torch
 
     from models import export as ex
@@ -82,13 +104,15 @@ def val(
     from models.train.checkpoint import load_checkpoint, model_from_checkpoint
     from models.train.predict import detect
 
-    _logging()
     torch.set_num_threads(threads)
     ck = load_checkpoint(ckpt)
     model = model_from_checkpoint(ck)
     spec = ModelSpec.from_json(ck["spec"])
     o = ck["opts"]
-    _, val_samples, names = data_bridge.splits(data or o["data"], o["val_fraction"], o["seed"])
+    frac = o["val_fraction"] if val_fraction is None else val_fraction
+    _, val_samples, names = data_bridge.splits(
+        data or o["data"], frac, o["seed"] if seed is None else seed
+    )
     images = [data_bridge.load_image(s) for s in val_samples]
     dets = detect(model, spec, images, conf_thr=0.001, iou_thr=0.6)
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
@@ -100,10 +124,37 @@ def val(
             report[f"ort_cpu_img_s_b{b}"] = round(
                 ex.ort_throughput(path, spec.imgsz, b, threads), 1
             )
-    text = json.dumps(report, indent=2, default=float)
-    if json_out:
-        Path(json_out).write_text(text)
-    click.echo(text)
+    return report
+
+
+def _val_onnx(
+    path: str, data: str, val_fraction: float | None, seed: int | None, threads: int,
+    conf: float, no_onnx: bool,
+) -> dict[str, Any]:  # fmt: skip
+    import onnx
+
+    from models import export as ex
+    from models.processing import SPEC_METADATA_KEY, ModelSpec
+    from models.train import data_bridge
+
+    meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    if SPEC_METADATA_KEY not in meta:
+        raise click.ClickException(f"{path} has no '{SPEC_METADATA_KEY}' metadata")
+    spec = ModelSpec.from_json(meta[SPEC_METADATA_KEY])
+    frac = 0.15 if val_fraction is None else val_fraction
+    _, val_samples, names = data_bridge.splits(data, frac, 0 if seed is None else seed)
+    session = ex.ort_session(path, threads)
+    dets = []
+    for i in range(0, len(val_samples), 16):
+        images = [data_bridge.load_image(s) for s in val_samples[i : i + 16]]
+        dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001, iou_thr=0.6)[1])
+    report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
+    if not no_onnx:
+        for b in (1, 8):
+            report[f"ort_cpu_img_s_b{b}"] = round(
+                ex.ort_throughput(path, spec.imgsz, b, threads), 1
+            )
+    return report
 
 
 @click.command()

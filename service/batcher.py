@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.processing import Detections, LetterboxInfo, postprocess
+from models.processing import Detections, LetterboxInfo, batch_inputs, postprocess
 from service.engine import ModelSession
 from service.errors import DeadlineExceeded, NotReady, QueueFull
 from service.metrics import Metrics
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class BatchItem:
     """One preprocessed frame waiting for inference."""
 
-    tensor: np.ndarray  # [3,S,S] float32
+    tensor: np.ndarray  # letterboxed [S,S,3] uint8, or preprocessed [3,S,S] float32
     info: LetterboxInfo
     size: tuple[int, int]  # original (width, height)
     deadline: float  # time.monotonic() seconds
@@ -158,7 +158,7 @@ class Batcher:
                         item.future.set_exception(exc)
 
     def _run(self, live: list[BatchItem]) -> None:
-        x = np.stack([it.tensor for it in live]) if len(live) > 1 else live[0].tensor[None]
+        x = batch_inputs([it.tensor for it in live])
         t0 = time.perf_counter()
         raw = self.session.run(x)
         spent = time.perf_counter() - t0

@@ -72,7 +72,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
         description="ONNX Runtime providers, preferred first; unavailable ones are skipped.",
     )
-    intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads (0 = ORT default).")
+    intra_op_threads: int = Field(
+        0, ge=0,
+        description="ORT intra-op threads per session; 0 = auto: the usable cores divided "
+        "among the inference threads, so overlapping batches never oversubscribe the cores.",
+    )  # fmt: skip
     inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
     ort_spinning: bool = Field(
         False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 
@@ -21,6 +22,20 @@ def select_providers(preferred: Sequence[str]) -> list[str]:
     available = set(ort.get_available_providers())
     chosen = [p for p in preferred if p in available and p != "CPUExecutionProvider"]
     return [*chosen, "CPUExecutionProvider"]
+
+
+def auto_intra_op_threads(requested: int, concurrent_runs: int) -> int:
+    """ORT intra-op threads per session: ``requested``, or for 0 the usable cores shared
+    out among the ``concurrent_runs`` threads that call ``run`` at once.
+
+    ORT's own default (one thread per core for every concurrent ``run``) oversubscribes
+    the cores as soon as two batches overlap: on 2 cores, two inference threads x two
+    intra-op threads cost ~20 % more CPU per frame than two single-threaded runs
+    (docs/benchmarks.md)."""
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, concurrent_runs))
 
 
 def read_spec(session: ort.InferenceSession, card: dict[str, object]) -> ModelSpec:

@@ -20,12 +20,16 @@ class Frame:
 
     data: bytes
     deadline: float
-    frame_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    frame_id: str = ""  # "" = assign a fresh uuid4 (only then: it costs a syscall)
     line: str | None = None
     camera: str | None = None
     model_ref: str | None = None
     image_name: str | None = None
     received: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if not self.frame_id:
+            self.frame_id = uuid.uuid4().hex
 
     def remaining(self) -> float:
         """Seconds left until the deadline (negative when passed)."""

@@ -17,7 +17,7 @@ from models.processing import (
     ImageDecodeError,
     ImageTooLargeError,
     LetterboxInfo,
-    decode_image,
+    decode_scaled,
     letterbox,
     verdict,
 )
@@ -48,16 +48,20 @@ def fail_class_ids(
 def prepare(
     data: bytes, size: int, max_pixels: int
 ) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
-    """Decode and letterbox one image into a ``[3,S,S]`` float32 tensor (CPU-bound)."""
+    """Decode and letterbox one image into an ``SxSx3`` uint8 model input (CPU-bound).
+
+    The float conversion happens when the batch is assembled
+    (:func:`models.processing.batch_inputs`). Large JPEG frames are decoded at a reduced
+    scale (DCT scaling), never below the letterbox size; boxes still map to the original
+    frame's pixels."""
     try:
-        img = decode_image(data, max_pixels)
+        img, orig = decode_scaled(data, max_pixels, fit=size)
     except ImageTooLargeError as exc:
         raise PayloadTooLarge(str(exc)) from exc
     except ImageDecodeError as exc:
         raise InvalidImage(str(exc)) from exc
-    boxed, info = letterbox(img, size)
-    tensor = boxed.transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
-    return tensor, info, (img.shape[1], img.shape[0])
+    boxed, info = letterbox(img, size, orig_size=orig)
+    return boxed, info, orig
 
 
 def _as_input(tensor: np.ndarray, size: int) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
@@ -115,7 +119,8 @@ class Inspector:
             item = BatchItem(tensor, info, size, deadline=time.monotonic() + remaining)
             future = runner.batcher.submit(item)
             try:
-                dets = await asyncio.wait_for(asyncio.wrap_future(future), max(remaining, 0.0))
+                async with asyncio.timeout(max(remaining, 0.0)):  # lighter than wait_for
+                    dets = await asyncio.wrap_future(future)
             except TimeoutError:
                 future.cancel()  # never run it if it is still queued
                 self.metrics.dropped.labels("deadline").inc()

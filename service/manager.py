@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from service.batcher import Batcher, PostprocessConfig
 from service.config import Settings
-from service.engine import ModelSession
+from service.engine import ModelSession, auto_intra_op_threads
 from service.errors import ModelNotFound
 from service.metrics import Metrics
 from service.registry import ModelRef, ModelVersion, Registry
@@ -121,9 +121,8 @@ class ModelManager:
     def _load(self, key: tuple[str, int]) -> Runner:
         s = self.settings
         version = self.registry.get(*key)
-        session = ModelSession(
-            version, s.providers, s.intra_op_threads, s.inter_op_threads, s.ort_spinning
-        )
+        intra = auto_intra_op_threads(s.intra_op_threads, s.inference_threads)
+        session = ModelSession(version, s.providers, intra, s.inter_op_threads, s.ort_spinning)
         session.warmup(s.warmup_runs, s.max_batch)
         batcher = Batcher(
             session, self._postprocess_config(session.spec.class_names), self.metrics,

@@ -7,9 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from models.processing import postprocess, verdict
+from models.processing import batch_inputs, postprocess, verdict
 from service.batcher import PostprocessConfig
 from service.engine import ModelSession
 from service.inspector import fail_class_ids, prepare
@@ -45,7 +43,7 @@ def predict_files(
     )
     for chunk in _chunks(paths, batch):
         prepared = [prepare(p.read_bytes(), spec.imgsz, max_pixels) for p in chunk]
-        raw = session.run(np.stack([t for t, _, _ in prepared]))
+        raw = session.run(batch_inputs([t for t, _, _ in prepared]))
         dets = postprocess(
             raw, spec, [i for _, i, _ in prepared], [s for _, _, s in prepared],
             post.conf_thr, post.iou_thr, post.max_det,

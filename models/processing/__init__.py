@@ -1,17 +1,19 @@
 """Torch-free pre/post-processing shared by evaluation, ``predict`` and every server.
 
 This is the one implementation of decode → letterbox → box decoding → NMS → verdict,
-so the accuracy measured offline is the accuracy served. Only numpy and Pillow.
+so the accuracy measured offline is the accuracy served. numpy, OpenCV and Pillow only.
 """
 
 from models.processing.boxes import batched_nms, box_iou, nms, xywh_to_xyxy
 from models.processing.decode import decode_predictions
 from models.processing.errors import ImageDecodeError, ImageTooLargeError, ProcessingError
-from models.processing.image import decode_image, probe_image
+from models.processing.image import decode_image, decode_scaled, probe_image
 from models.processing.letterbox import (
     LetterboxInfo,
+    batch_inputs,
     letterbox,
     preprocess_batch,
+    to_tensor,
     unletterbox_boxes,
 )
 from models.processing.postprocess import Detections, postprocess
@@ -26,15 +28,18 @@ __all__ = [
     "LetterboxInfo",
     "ModelSpec",
     "ProcessingError",
+    "batch_inputs",
     "batched_nms",
     "box_iou",
     "decode_image",
     "decode_predictions",
+    "decode_scaled",
     "letterbox",
     "nms",
     "postprocess",
     "preprocess_batch",
     "probe_image",
+    "to_tensor",
     "unletterbox_boxes",
     "verdict",
     "xywh_to_xyxy",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from PIL import Image
 
 PAD_VALUE = 114
 
@@ -20,23 +21,37 @@ class LetterboxInfo:
 
 
 def letterbox(
-    img: np.ndarray, size: int, pad_value: int = PAD_VALUE
-) -> tuple[np.ndarray, LetterboxInfo]:
+    img: np.ndarray, size: int, pad_value: int = PAD_VALUE,
+    orig_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, LetterboxInfo]:  # fmt: skip
     """Resize ``img`` (HxWx3 uint8) to fit ``size``x``size`` keeping aspect, centred on padding.
 
-    Bilinear resampling via Pillow; returns the padded image and the mapping.
+    ``orig_size`` is the (width, height) of the frame ``img`` was decoded from when it was
+    decoded at a reduced scale (:func:`models.processing.image.decode_scaled`): the output
+    and the returned mapping are then exactly those of the full-size frame. OpenCV
+    resampling: bilinear when enlarging, area averaging (anti-aliased) when shrinking.
     """
     h, w = img.shape[:2]
-    scale = min(size / h, size / w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    ow, oh = orig_size if orig_size is not None else (w, h)
+    scale = min(size / oh, size / ow)
+    new_w, new_h = max(1, round(ow * scale)), max(1, round(oh * scale))
     if (new_w, new_h) != (w, h):
-        resized = np.asarray(Image.fromarray(img).resize((new_w, new_h), Image.Resampling.BILINEAR))
-    else:
-        resized = img
+        interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
+        img = cv2.resize(img, (new_w, new_h), interpolation=interp)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
-    out = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    out[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    out = cv2.copyMakeBorder(
+        img, pad_y, size - new_h - pad_y, pad_x, size - new_w - pad_x,
+        cv2.BORDER_CONSTANT, value=(pad_value,) * 3,
+    )  # fmt: skip
     return out, LetterboxInfo(scale=scale, pad_x=float(pad_x), pad_y=float(pad_y))
+
+
+def to_tensor(boxed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``SxSx3`` uint8 → ``[3,S,S]`` float32 in 0..1, in one pass (into ``out`` if given)."""
+    if out is None:
+        out = np.empty((3, *boxed.shape[:2]), dtype=np.float32)
+    np.multiply(boxed.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out, casting="unsafe")
+    return out
 
 
 def unletterbox_boxes(
@@ -59,13 +74,30 @@ def letterbox_boxes(boxes: np.ndarray, info: LetterboxInfo) -> np.ndarray:
     return out
 
 
+def batch_inputs(inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack model inputs into ``[N,3,S,S]`` float32 0..1, converting as it copies.
+
+    Each input is either a letterboxed ``SxSx3`` uint8 image (written into its batch slot
+    in one pass: no per-frame float tensor, no second copy by ``np.stack``) or an already
+    preprocessed ``[3,S,S]`` float32 tensor.
+    """
+    first = inputs[0]
+    size = first.shape[0] if first.dtype == np.uint8 else first.shape[1]
+    out = np.empty((len(inputs), 3, size, size), dtype=np.float32)
+    for i, x in enumerate(inputs):
+        if x.dtype == np.uint8:
+            to_tensor(x, out=out[i])
+        else:
+            out[i] = x
+    return out
+
+
 def preprocess_batch(images: list[np.ndarray], size: int) -> tuple[np.ndarray, list[LetterboxInfo]]:
     """Letterbox each RGB uint8 image and stack into the model input ``[N,3,S,S]`` float32 0..1."""
     batch = np.empty((len(images), 3, size, size), dtype=np.float32)
     infos: list[LetterboxInfo] = []
     for i, img in enumerate(images):
         boxed, info = letterbox(img, size)
-        batch[i] = boxed.transpose(2, 0, 1)
+        to_tensor(boxed, out=batch[i])
         infos.append(info)
-    batch *= 1.0 / 255.0
     return batch, infos

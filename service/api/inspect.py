@@ -122,10 +122,8 @@ async def inspect(
     frame = Frame(
         data=data, deadline=time.time() + budget / 1000,
         line=line or x_line, camera=camera or x_camera, model_ref=model or x_model,
-        image_name=image_name or filename,
+        image_name=image_name or filename, frame_id=str(frame_id or x_frame_id or ""),
     )  # fmt: skip
-    if frame_id or x_frame_id:
-        frame.frame_id = str(frame_id or x_frame_id)
     record = await ctx.backend.inspect(frame)
     # Serialise once ourselves: returning a Response skips FastAPI's re-validation of the
     # model (measurable on the hot path); response_model above still documents the shape.

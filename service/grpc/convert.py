@@ -54,10 +54,8 @@ def frame_from_request(
     frame = Frame(
         data=req.image, deadline=time.time() + budget, line=req.line or None,
         camera=req.camera or None, model_ref=req.model or None,
-        image_name=req.image_name or None,
+        image_name=req.image_name or None, frame_id=req.frame_id,
     )  # fmt: skip
-    if req.frame_id:
-        frame.frame_id = req.frame_id
     return frame
 
 

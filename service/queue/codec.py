@@ -52,9 +52,8 @@ def decode_entry(fields: dict[Any, Any]) -> QueuedFrame:
     frame = Frame(
         data=bytes(f["data"]), deadline=float(text(f["deadline"])),
         line=opt["line"], camera=opt["camera"], model_ref=opt["model"], image_name=opt["image"],
+        frame_id=opt["frame_id"] or "",
     )  # fmt: skip
-    if opt["frame_id"]:
-        frame.frame_id = opt["frame_id"]
     return QueuedFrame(frame, text(f["rid"]), text(f["reply"]), float(text(f["enq"])))
 
 

@@ -1,16 +1,24 @@
 """A real overfit: a tiny detector learns a handful of generated images (bright/dark
 rectangles on grey) and scores high mAP@.5 on them through the real path
-(DetectionDataset → Trainer → postprocess → evaluate_detections); then resume works."""
+(DetectionDataset → Trainer → postprocess → evaluate_detections); then resume works,
+and the exported ONNX scores the same through ``lineinspect val MODEL.onnx``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from models.cli import val
 from models.data import Sample
+from models.data.formats.yolo import write_yolo
+from models.export import export_onnx
+from models.processing import ModelSpec
+from models.train.checkpoint import load_checkpoint, model_from_checkpoint
 from models.train.options import TrainOptions
 from models.train.trainer import Trainer
 
@@ -72,3 +80,22 @@ def test_overfit_and_resume(tmp_path: Path) -> None:
     tr.fit()
     lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 71
+
+    # The exported ONNX scores the same through `lineinspect val MODEL.onnx --data`
+    # (ONNX Runtime + the serving pre/post-processing) as the checkpoint did in training.
+
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    onnx_path = export_onnx(
+        model_from_checkpoint(ck), ModelSpec.from_json(ck["spec"]), tmp_path / "m.onnx"
+    )
+    write_yolo(samples, tmp_path / "ds", "train", CLASSES)
+    data = write_yolo(samples, tmp_path / "ds", "val", CLASSES)
+    out = tmp_path / "val.json"
+    res = CliRunner().invoke(
+        val, [str(onnx_path), "--data", str(data), "--no-onnx", "--json-out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert abs(report["map50"] - best["map50"]) < 0.02, (report["map50"], best)
+    missing = CliRunner().invoke(val, [str(onnx_path)])
+    assert missing.exit_code != 0 and "--data is required" in missing.output
