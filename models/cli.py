@@ -40,6 +40,12 @@ def _logging() -> None:
 @click.option("--workers", type=int, default=1, show_default=True, help="data loader workers")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1")
 @click.option("--no-adaptive", is_flag=True, help="disable the eq. 18 loss-weight updater")
+@click.option(
+    "--init-from",
+    default="",
+    help="warm start from a checkpoint or a registry ref with a model.pt (e.g. "
+    "neu-det-student): its architecture and weights, a fresh optimizer and schedule",
+)
 def train(**kw: Any) -> None:
     """Train a T-model or S-model detector."""
     from models.train.options import TrainOptions
@@ -161,7 +167,14 @@ def _val_onnx(
 @click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--opset", type=int, default=17, show_default=True)
-def export(ckpt: str, out: str, opset: int) -> None:
+@click.option(
+    "--weights/--no-weights",
+    default=True,
+    show_default=True,
+    help="also write OUT/model.pt: the slim float16 torch weights (teachers for distil, "
+    "train --init-from in a later session)",
+)
+def export(ckpt: str, out: str, opset: int, weights: bool) -> None:
     """Export a checkpoint to OUT/model.onnx + OUT/card.json (with a parity check)."""
     from models import export as ex
     from models.train import data_bridge
@@ -174,7 +187,7 @@ def export(ckpt: str, out: str, opset: int) -> None:
     model = model_from_checkpoint(ck)
     images = data_bridge.parity_images(ck["opts"], n=4)
     try:
-        card = ex.export_checkpoint(ck, model, out, images, opset)
+        card = ex.export_checkpoint(ck, model, out, images, opset, weights=weights)
     except ex.ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(card, indent=2))

@@ -221,8 +221,10 @@ def export_checkpoint(
     out_dir: str | Path,
     parity_images: Sequence[np.ndarray] | None = None,
     opset: int = 17,
+    weights: bool = False,
 ) -> dict[str, Any]:
-    """Export a trained checkpoint to ``out_dir/model.onnx`` + ``out_dir/card.json``."""
+    """Export a trained checkpoint to ``out_dir/model.onnx`` + ``out_dir/card.json``, and
+    with ``weights`` the slim torch checkpoint ``out_dir/model.pt`` (registered with it)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec.from_json(ckpt["spec"])
@@ -239,6 +241,7 @@ def export_checkpoint(
         "input_size": spec.imgsz,
         "data_fingerprint": ckpt.get("data_fingerprint"),
         "parent": ckpt.get("parent"),  # distilled students: their teacher (models/distill)
+        "init_from": ckpt.get("init_from"),  # warm-started runs: the weights they began from
         "metrics": _card_metrics(metrics),
         "params": count_params(model),
         "gflops": round(gflops(model, spec.imgsz), 4),
@@ -246,6 +249,11 @@ def export_checkpoint(
         "opset": opset,
         "parity": parity,
     }
+    if weights:
+        from models.train.checkpoint import save_checkpoint, slim_checkpoint
+
+        save_checkpoint(out / "model.pt", slim_checkpoint(ckpt))
+        card["weights_sha256"] = sha256(out / "model.pt")
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
 

@@ -5,21 +5,15 @@ importing service/)."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from models.detectors import Detector
-from models.export import sha256
 from models.train.checkpoint import load_checkpoint, model_from_checkpoint
+from models.weights import registry_root, resolve_weights
 
-_REF_RE = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,63})(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$"
-)
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "registry"
+__all__ = ["Teacher", "load_teacher", "registry_root", "resolve_teacher"]
 
 
 @dataclass
@@ -32,41 +26,9 @@ class Teacher:
     imgsz: int
 
 
-def registry_root(root: str | Path | None = None) -> Path:
-    """``root``, else ``$LINEINSPECT_REGISTRY_ROOT``, else the bundled ``registry/``."""
-    if root:
-        return Path(root)
-    env = os.environ.get("LINEINSPECT_REGISTRY_ROOT")
-    return Path(env) if env else DEFAULT_REGISTRY
-
-
 def resolve_teacher(ref: str, root: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Checkpoint path and ``parent`` record of a teacher path or registry reference."""
-    path = Path(ref)
-    if path.is_file():
-        return path, {"checkpoint": str(path.resolve()), "sha256": sha256(path)}
-    m = _REF_RE.match(ref.strip())
-    if not m:
-        raise FileNotFoundError(f"teacher {ref!r} is neither a checkpoint file nor a model ref")
-    name, reg = m["name"], registry_root(root)
-    if m["version"] is not None:
-        version = int(m["version"])
-    else:
-        alias = m["alias"] or "production"
-        aliases_path = reg / name / "aliases.json"
-        if not aliases_path.is_file():
-            raise FileNotFoundError(f"no model {name!r} with aliases in registry {reg}")
-        aliases = json.loads(aliases_path.read_text())
-        if alias not in aliases:
-            raise FileNotFoundError(f"model {name!r} has no alias {alias!r} ({sorted(aliases)})")
-        version = int(aliases[alias])
-    ckpt = reg / name / str(version) / "model.pt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(
-            f"{name}:{version} has no torch checkpoint {ckpt}; distil from a checkpoint path "
-            "or register the teacher with its model.pt"
-        )
-    return ckpt, {"name": name, "version": version, "sha256": sha256(ckpt)}
+    return resolve_weights(ref, root)
 
 
 def load_teacher(ref: str, root: str | Path | None = None) -> Teacher:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import numpy as np
 import torch
 
 from models.detectors import Detector, build_detector
+
+log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict[str, Any]:
@@ -47,11 +51,62 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path), map_location="cpu", weights_only=False)
 
 
+# What a slim (weights-only) checkpoint keeps of a training checkpoint.
+_SLIM_KEYS = ("model_args", "class_names", "imgsz", "spec", "opts", "data_fingerprint",
+              "params", "best_metrics", "metrics", "parent", "epoch")  # fmt: skip
+
+
+def slim_checkpoint(ckpt: dict[str, Any], half: bool = True) -> dict[str, Any]:
+    """The shippable part of a training checkpoint: the (EMA) weights and what rebuilds,
+    describes and evaluates the model, without optimizer, RNG or loss-weight state.
+
+    Floating-point tensors are stored as float16 by default (half the size; the model is
+    rebuilt in float32, and fp16 rounding of weights is far below what changes a
+    detection). This is the registry's optional ``model.pt``: what a teacher is loaded
+    from for distillation and what ``lineinspect train --init-from`` starts from.
+    """
+    sd = model_from_checkpoint(ckpt).state_dict()
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    slim = {k: ckpt[k] for k in _SLIM_KEYS if k in ckpt}
+    slim["model"] = sd
+    slim["slim"] = True
+    return slim
+
+
 def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detector:
     """Rebuild the detector stored in a checkpoint (EMA weights when present), in eval mode."""
     args = ckpt["model_args"]
     model = build_detector(args["cfg"], args["num_classes"], args["head"], args["anchors"])
     key = "ema" if use_ema and ckpt.get("ema") else "model"
     sd = ckpt[key]["ema"] if key == "ema" else ckpt["model"]
-    model.load_state_dict(sd)
+    model.load_state_dict(sd)  # copy_ casts a slim checkpoint's float16 back to float32
     return model.eval()
+
+
+def warm_start(
+    ref: str, class_names: Sequence[str], arch: str, head: str
+) -> tuple[Detector, dict[str, Any]]:
+    """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a registry
+    ref with a ``model.pt``, in train mode, and its provenance record. ``train
+    --init-from`` trains on from it with a fresh optimizer and schedule: how a later
+    session continues a shipped model when its run directory is gone."""
+    from models.weights import resolve_weights
+
+    path, record = resolve_weights(ref)
+    ck = load_checkpoint(path)
+    if list(ck["class_names"]) != list(class_names):
+        raise ValueError(
+            f"--init-from {ref}: classes {ck['class_names']} differ from the data's "
+            f"{list(class_names)}"
+        )
+    ck_arch = (ck.get("opts") or {}).get("arch")
+    if ck_arch and ck_arch != arch:
+        raise ValueError(f"--init-from {ref} is a {ck_arch}, not a {arch}")
+    model = model_from_checkpoint(ck).train()
+    if model.head_kind != head:
+        raise ValueError(f"--init-from {ref} has a {model.head_kind} head, not {head}")
+    record["epochs"] = ck.get("epoch", -1) + 1
+    record["map50"] = (ck.get("best_metrics") or {}).get("map50")
+    log.info("warm start from %s (%s)", path, record)
+    return model, record

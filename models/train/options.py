@@ -35,6 +35,7 @@ class TrainOptions:
     ema_decay: float = 0.9998
     cache: bool = True
     max_iters_per_epoch: int = 0  # 0: whole epoch (tests use a small number)
+    init_from: str = ""  # warm start: checkpoint path or registry ref with a model.pt
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""

@@ -19,7 +19,13 @@ from tqdm import tqdm
 from models.detectors import Detector, build_detector, count_params
 from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
 from models.train import data_bridge
-from models.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from models.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    warm_start,
+)
 from models.train.ema import ModelEMA
 from models.train.options import TrainOptions
 from models.train.predict import detect
@@ -94,7 +100,16 @@ class Trainer:
         )
         last = self.out / "last.pt"
         resume_ck = load_checkpoint(last) if opts.resume and last.exists() else None
-        self.model: Detector = self._build_model(resume_ck)
+        self.init_from: dict[str, Any] | None = None
+        if resume_ck is not None:
+            self.init_from = resume_ck.get("init_from")
+            self.model: Detector = self._build_model(resume_ck)
+        elif opts.init_from:
+            self.model, self.init_from = warm_start(
+                opts.init_from, self.class_names, opts.arch, opts.head
+            )
+        else:
+            self.model = self._build_model(None)
         self.model.to(self.device)
         self.spec = self.model.spec(self.class_names, opts.imgsz)
         self.criterion = DetectionLoss(
@@ -141,6 +156,7 @@ class Trainer:
             "spec": self.spec.to_json(),
             "data_fingerprint": self.fingerprint,
             "params": count_params(self.model),
+            "init_from": self.init_from,
         }
 
     def _build_model(self, resume_ck: dict[str, Any] | None) -> Detector:
