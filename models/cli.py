@@ -27,7 +27,14 @@ def _logging() -> None:
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="run directory")
 @click.option("--resume", is_flag=True, help="continue from OUT/last.pt if it exists")
-@click.option("--head", type=click.Choice(["anchor_free", "anchor_based"]), default="anchor_free")
+@click.option(
+    "--head",
+    type=click.Choice(["anchor_based", "anchor_free"]),
+    default="anchor_based",
+    show_default=True,
+    help="anchor_based: YOLOv5 decoding with k-means anchors (the better on NEU-DET, "
+    "docs/models.md); anchor_free: YOLOX decoding with task-aligned assignment",
+)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.05, show_default=True)
 @click.option("--warmup-epochs", type=float, default=3.0, show_default=True)

@@ -238,6 +238,7 @@ def _opts(out: Path, epochs: int) -> TrainOptions:
     return TrainOptions(
         data="",
         arch="tiny",
+        head="anchor_free",  # the fixture teacher's head
         epochs=epochs,
         imgsz=64,
         batch=4,
@@ -335,6 +336,8 @@ def test_cli_distil_measure_and_run(tmp_path: Path) -> None:
         str(ck),
         "--arch",
         "tiny",
+        "--head",
+        "anchor_free",  # the fixture teacher's head
         "--data",
         str(data),
         "--imgsz",

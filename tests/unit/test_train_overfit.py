@@ -52,6 +52,7 @@ def test_overfit_and_resume(tmp_path: Path) -> None:
     opts = TrainOptions(
         data="",
         arch="tiny",
+        head="anchor_free",
         epochs=70,
         imgsz=96,
         batch=8,

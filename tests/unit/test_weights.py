@@ -74,7 +74,7 @@ def test_init_from_registry_ref_warm_starts_training(
         base: dict[str, object] = dict(
             data="", arch="tiny", epochs=1, imgsz=96, batch=4, out=str(tmp_path / "run"),
             workers=0, threads=1, augment=False, mosaic_prob=0.0, close_mosaic=0,
-            init_from="tiny-det",
+            init_from="tiny-det", head="anchor_free",
         )  # fmt: skip
         base.update(kw)
         return TrainOptions(**base)  # type: ignore[arg-type]
