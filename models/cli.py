@@ -181,7 +181,14 @@ def _val_onnx(
     help="also write OUT/model.pt: the slim float16 torch weights (teachers for distil, "
     "train --init-from in a later session)",
 )
-def export(ckpt: str, out: str, opset: int, weights: bool) -> None:
+@click.option(
+    "--score-threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="the card's recommended score threshold (default: the F1-optimal one of the "
+    "checkpoint's evaluation; `lineinspect val` prints it as best_f1)",
+)
+def export(ckpt: str, out: str, opset: int, weights: bool, score_threshold: float | None) -> None:
     """Export a checkpoint to OUT/model.onnx + OUT/card.json (with a parity check)."""
     from models import export as ex
     from models.train import data_bridge
@@ -194,7 +201,9 @@ def export(ckpt: str, out: str, opset: int, weights: bool) -> None:
     model = model_from_checkpoint(ck)
     images = data_bridge.parity_images(ck["opts"], n=4)
     try:
-        card = ex.export_checkpoint(ck, model, out, images, opset, weights=weights)
+        card = ex.export_checkpoint(
+            ck, model, out, images, opset, weights=weights, score_threshold=score_threshold
+        )
     except ex.ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(card, indent=2))

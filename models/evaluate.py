@@ -114,6 +114,24 @@ def match_counts(
     return tp, n_pred, n_gt
 
 
+def best_f1_threshold(
+    samples: Sequence[Sample],
+    predictions: Sequence[PredictionLike],
+    num_classes: int,
+    thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(1, 20)),
+) -> dict[str, float]:
+    """The score threshold (of ``thresholds``) with the best micro F1 over all classes, and
+    its precision/recall/F1: what a line should start from, since a detector's score scale
+    depends on its head and training (0.25 is nobody's optimum by definition)."""
+    best = {"score_thr": float(thresholds[0]), "precision": 0.0, "recall": 0.0, "f1": -1.0}
+    for thr in thresholds:
+        tp, n_pred, n_gt = match_counts(samples, predictions, num_classes, thr)
+        p, r, f1 = _prf(int(tp.sum()), int(n_pred.sum()), int(n_gt.sum()))
+        if f1 > best["f1"]:
+            best = {"score_thr": float(thr), "precision": p, "recall": r, "f1": f1}
+    return best
+
+
 def _coco_precision(
     samples: Sequence[Sample], predictions: Sequence[PredictionLike], names: Sequence[str]
 ) -> np.ndarray | None:

@@ -211,6 +211,8 @@ def _card_metrics(m: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: m[k] for k in keys if k in m}
     per = m.get("per_class") or {}
     out["per_class_ap50"] = {c: v.get("ap50") for c, v in per.items() if isinstance(v, dict)}
+    if isinstance(m.get("best_f1"), dict):
+        out["best_f1"] = m["best_f1"]
     out["evaluated_on"] = "validation carve-out of the training data"
     return out
 
@@ -222,9 +224,14 @@ def export_checkpoint(
     parity_images: Sequence[np.ndarray] | None = None,
     opset: int = 17,
     weights: bool = False,
+    score_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Export a trained checkpoint to ``out_dir/model.onnx`` + ``out_dir/card.json``, and
-    with ``weights`` the slim torch checkpoint ``out_dir/model.pt`` (registered with it)."""
+    with ``weights`` the slim torch checkpoint ``out_dir/model.pt`` (registered with it).
+
+    ``recommended_score_threshold`` in the card (what the server applies unless configured
+    otherwise) is ``score_threshold`` if given, else the F1-optimal threshold of the
+    checkpoint's evaluation when it has one."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec.from_json(ckpt["spec"])
@@ -243,6 +250,9 @@ def export_checkpoint(
         "parent": ckpt.get("parent"),  # distilled students: their teacher (models/distill)
         "init_from": ckpt.get("init_from"),  # warm-started runs: the weights they began from
         "metrics": _card_metrics(metrics),
+        "recommended_score_threshold": score_threshold
+        if score_threshold is not None
+        else (metrics.get("best_f1") or {}).get("score_thr"),
         "params": count_params(model),
         "gflops": round(gflops(model, spec.imgsz), 4),
         "onnx_sha256": sha256(onnx_path),

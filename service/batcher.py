@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -42,6 +42,9 @@ class BatchItem:
     inference_time: float = 0.0
 
 
+FALLBACK_SCORE_THRESHOLD = 0.25  # for models whose card recommends none
+
+
 @dataclass(frozen=True)
 class PostprocessConfig:
     """Thresholds applied to every batch of this model."""
@@ -52,10 +55,15 @@ class PostprocessConfig:
 
     @classmethod
     def for_classes(
-        cls, class_names: Sequence[str], default_thr: float, class_thr: dict[str, float],
-        iou_thr: float, max_det: int,
+        cls, class_names: Sequence[str], default_thr: float | None, class_thr: dict[str, float],
+        iou_thr: float, max_det: int, card: Mapping[str, object] | None = None,
     ) -> PostprocessConfig:  # fmt: skip
-        """Per-class score thresholds: ``class_thr`` where given, else ``default_thr``."""
+        """Per-class score thresholds: ``class_thr`` where given, else ``default_thr``; an
+        unset ``default_thr`` falls back to the model card's recommended threshold, then to
+        :data:`FALLBACK_SCORE_THRESHOLD`."""
+        if default_thr is None:
+            rec = (card or {}).get("recommended_score_threshold")
+            default_thr = float(rec) if isinstance(rec, int | float) else FALLBACK_SCORE_THRESHOLD
         unknown = set(class_thr) - set(class_names)
         if unknown:
             log.warning("class thresholds name unknown classes %s", sorted(unknown))

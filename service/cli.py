@@ -221,7 +221,7 @@ def predict(
         )
         post = PostprocessConfig.for_classes(
             session.spec.class_names, s.score_threshold, s.class_thresholds,
-            s.iou_threshold, s.max_detections,
+            s.iou_threshold, s.max_detections, card=mv.card,
         )  # fmt: skip
         records = []
         with click.progressbar(paths, label="predict", file=sys.stderr) as bar:

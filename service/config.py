@@ -85,9 +85,11 @@ class Settings(BaseSettings):
     )
     warmup_runs: int = Field(3, ge=1, description="Warm-up inferences before a model is ready.")
     # --- post-processing -----------------------------------------------------------
-    score_threshold: float = Field(
-        0.25, ge=0, le=1, description="Default per-class score threshold."
-    )
+    score_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="Default per-class score threshold; unset = the model card's "
+        "recommended_score_threshold (F1-optimal on its validation data), else 0.25.",
+    )  # fmt: skip
     class_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-class score thresholds overriding the default."
     )

@@ -112,11 +112,12 @@ class ModelManager:
             self._close_later(runner)
 
     # --- loading and swapping -----------------------------------------------------------
-    def _postprocess_config(self, class_names: tuple[str, ...]) -> PostprocessConfig:
+    def _postprocess_config(self, session: ModelSession) -> PostprocessConfig:
         s = self.settings
         return PostprocessConfig.for_classes(
-            class_names, s.score_threshold, s.class_thresholds, s.iou_threshold, s.max_detections
-        )
+            session.spec.class_names, s.score_threshold, s.class_thresholds, s.iou_threshold,
+            s.max_detections, card=session.version.card,
+        )  # fmt: skip
 
     def _load(self, key: tuple[str, int]) -> Runner:
         s = self.settings
@@ -125,7 +126,7 @@ class ModelManager:
         session = ModelSession(version, s.providers, intra, s.inter_op_threads, s.ort_spinning)
         session.warmup(s.warmup_runs, s.max_batch)
         batcher = Batcher(
-            session, self._postprocess_config(session.spec.class_names), self.metrics,
+            session, self._postprocess_config(session), self.metrics,
             max_batch=s.max_batch, max_delay_s=s.max_delay_ms / 1000, queue_size=s.queue_size,
             threads=s.inference_threads,
         )  # fmt: skip

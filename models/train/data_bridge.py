@@ -78,12 +78,14 @@ def evaluate(
     names: Sequence[str],
     score_thr: float = 0.25,
 ) -> dict[str, Any]:
-    """pycocotools mAP@.5 / mAP@.5:.95, per-class AP, P/R/F1 at ``score_thr``."""
-    from models.evaluate import evaluate_detections
+    """pycocotools mAP@.5 / mAP@.5:.95, per-class AP, P/R/F1 at ``score_thr``, and the
+    F1-optimal score threshold (``best_f1``)."""
+    from models.evaluate import best_f1_threshold, evaluate_detections
 
     res = evaluate_detections(list(samples), list(dets), list(names), score_thr=score_thr)
     out = dict(res.to_dict())
     out["map50"], out["map50_95"] = float(res.map50), float(res.map50_95)
+    out["best_f1"] = best_f1_threshold(list(samples), list(dets), len(names))
     return out
 
 

@@ -88,3 +88,14 @@ def test_close_drains_queue_then_refuses() -> None:
     assert all(f.done() and not f.exception() for f in futures)
     with pytest.raises(NotReady):
         b.submit(item())
+
+
+def test_score_threshold_precedence() -> None:
+    names = ("crack", "dent")
+    card = {"recommended_score_threshold": 0.4}
+    cfg = PostprocessConfig.for_classes(names, None, {}, 0.5, 10, card=card)
+    assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.4, 0.4])  # the card's
+    cfg = PostprocessConfig.for_classes(names, None, {"dent": 0.7}, 0.5, 10, card={})
+    assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.25, 0.7])  # fallback
+    cfg = PostprocessConfig.for_classes(names, 0.3, {}, 0.5, 10, card=card)
+    assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.3, 0.3])  # configured wins

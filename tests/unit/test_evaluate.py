@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.data import Sample
-from models.evaluate import evaluate_detections
+from models.evaluate import best_f1_threshold, evaluate_detections
 
 NAMES = ["a", "b", "c"]  # "c" never appears in the ground truth
 
@@ -81,3 +81,20 @@ def test_empty_predictions() -> None:
     assert (r.map50, r.map50_95, r.precision, r.recall, r.f1) == (0.0, 0.0, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError):
         evaluate_detections(samples, empty[:-1], NAMES)
+
+
+def test_best_f1_threshold_finds_the_gap_between_true_and_false_scores() -> None:
+    samples = gt_samples()
+    preds = perfect(samples)
+    for p in preds:
+        p.scores = np.full(len(p.scores), 0.62, np.float32)  # every true detection at 0.62
+        # two confident false positives per image at 0.33 (class c has no ground truth)
+        p.boxes = np.vstack([p.boxes, [[150, 150, 190, 190], [0, 150, 30, 190]]]).astype(np.float32)
+        p.scores = np.append(p.scores, [0.33, 0.33]).astype(np.float32)
+        p.class_ids = np.append(p.class_ids, [2, 2])
+    best = best_f1_threshold(samples, preds, len(NAMES))
+    # any threshold in (0.33, 0.62] is perfect; the sweep picks the lowest such one
+    assert best["score_thr"] == pytest.approx(0.35)
+    assert best["f1"] == pytest.approx(1.0) and best["precision"] == pytest.approx(1.0)
+    low = evaluate_detections(samples, preds, NAMES, score_thr=0.25)
+    assert low.precision == pytest.approx(0.5)  # what the old fixed 0.25 would give

@@ -70,8 +70,11 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
         "spec": spec.to_json(),
         "opts": {"arch": "s-model"},
         "data_fingerprint": "abc",
-        "best_metrics": {"map50": 0.5, "map50_95": 0.2, "per_class": {}},
-    }
+        "best_metrics": {
+            "map50": 0.5, "map50_95": 0.2, "per_class": {},
+            "best_f1": {"score_thr": 0.35, "precision": 0.8, "recall": 0.6, "f1": 0.69},
+        },
+    }  # fmt: skip
     card = export_checkpoint(ckpt, m, tmp_path / "out")
     on_disk = json.loads((tmp_path / "out" / "card.json").read_text())
     assert on_disk == card
@@ -79,3 +82,6 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     assert card["class_names"] == ["a", "b"] and card["input_size"] == 96
     assert card["metrics"]["map50"] == 0.5 and card["params"] > 0 and card["gflops"] > 0
     assert len(card["onnx_sha256"]) == 64
+    assert card["recommended_score_threshold"] == 0.35 and card["metrics"]["best_f1"]["f1"] == 0.69
+    card = export_checkpoint(ckpt, m, tmp_path / "out2", score_threshold=0.5)
+    assert card["recommended_score_threshold"] == 0.5  # an explicit choice wins
