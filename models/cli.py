@@ -132,11 +132,7 @@ def _val_checkpoint(
     report["params"] = count_params(model)
     report["gflops"] = round(ex.gflops(model, spec.imgsz), 4)
     if not no_onnx:
-        path = ex.temp_onnx(model, spec)
-        for b in (1, 8):
-            report[f"ort_cpu_img_s_b{b}"] = round(
-                ex.ort_throughput(path, spec.imgsz, b, threads), 1
-            )
+        report.update(_throughput(ex.temp_onnx(model, spec), spec.imgsz, threads))
     return report
 
 
@@ -163,11 +159,18 @@ def _val_onnx(
         dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001, iou_thr=0.6)[1])
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
     if not no_onnx:
-        for b in (1, 8):
-            report[f"ort_cpu_img_s_b{b}"] = round(
-                ex.ort_throughput(path, spec.imgsz, b, threads), 1
-            )
+        report.update(_throughput(path, spec.imgsz, threads))
     return report
+
+
+def _throughput(onnx_path: str | Path, imgsz: int, threads: int) -> dict[str, float]:
+    """ONNX Runtime CPU images/s at batch 1 and 8 (the ``ort_cpu_img_s_b*`` report keys)."""
+    from models import export as ex
+
+    return {
+        f"ort_cpu_img_s_b{b}": round(ex.ort_throughput(onnx_path, imgsz, b, threads), 1)
+        for b in (1, 8)
+    }
 
 
 @click.command()
