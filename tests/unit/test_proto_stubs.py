@@ -69,3 +69,14 @@ def test_stubs_use_private_pools_so_they_coexist_with_other_v2_stubs() -> None:
     assert ours.DESCRIPTOR.pool is not default and inspection_pb2.DESCRIPTOR.pool is not default
     pytest.importorskip("tritonclient.grpc")  # registers inference.* in the default pool
     assert ours.ModelInferRequest(model_name="m").model_name == "m"
+
+
+def test_benchmark_frames_are_valid_requests() -> None:
+    """The stream benchmark's pre-serialised frames parse as the request it means."""
+    from benchmarks.stream_bench import frame_bytes
+    from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
+
+    header = pb.InspectRequest(image=b"\xff\xd8" * 5000, encoding="jpeg", line="L1", camera="c2")
+    msg = pb.InspectRequest.FromString(frame_bytes(header.SerializeToString(), "c2-41"))
+    assert (msg.frame_id, msg.camera, msg.line, msg.encoding) == ("c2-41", "c2", "L1", "jpeg")
+    assert msg.image == header.image
