@@ -43,6 +43,13 @@ def _logging() -> None:
 @click.option("--eval-interval", type=int, default=5, show_default=True)
 @click.option("--val-fraction", type=float, default=0.15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--split-seed",
+    type=int,
+    default=None,
+    help="seed of the validation carve-out (default: --seed); keep it fixed to compare "
+    "training seeds, and equal to the teacher's when distilling",
+)
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads")
 @click.option("--workers", type=int, default=1, show_default=True, help="data loader workers")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1")
@@ -124,7 +131,7 @@ def _val_checkpoint(
     o = ck["opts"]
     frac = o["val_fraction"] if val_fraction is None else val_fraction
     _, val_samples, names = data_bridge.splits(
-        data or o["data"], frac, o["seed"] if seed is None else seed
+        data or o["data"], frac, data_bridge.carve_out_seed(o) if seed is None else seed
     )
     images = [data_bridge.load_image(s) for s in val_samples]
     dets = detect(model, spec, images, conf_thr=0.001, iou_thr=0.6)

@@ -24,6 +24,7 @@ class Teacher:
     parent: dict[str, Any]
     class_names: list[str]
     imgsz: int
+    data_fingerprint: str | None = None  # of the teacher's own training samples
 
 
 def resolve_teacher(ref: str, root: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
@@ -43,4 +44,6 @@ def load_teacher(ref: str, root: str | Path | None = None) -> Teacher:
     parent["architecture"] = opts.get("arch")
     if "map50" in metrics:
         parent["map50"] = metrics["map50"]
-    return Teacher(model, parent, list(ck["class_names"]), int(ck["imgsz"]))
+    return Teacher(
+        model, parent, list(ck["class_names"]), int(ck["imgsz"]), ck.get("data_fingerprint")
+    )

@@ -60,6 +60,25 @@ def check_compatible(
         raise ValueError("response distillation needs the teacher's head kind and anchors")
 
 
+def check_teacher_data(teacher: Teacher, student_fingerprint: str) -> bool:
+    """Warn (and return False) when the teacher trained on other samples than the student.
+
+    A teacher that saw the student's validation carve-out passes those images' labels on
+    through its outputs, and the student's validation mAP is then optimistic. Same data
+    and the same ``--split-seed`` (default ``--seed``) as the teacher rule that out."""
+    fp = teacher.data_fingerprint
+    if fp is None or fp == student_fingerprint:
+        return True
+    log.warning(
+        "the teacher trained on other samples (data fingerprint %s) than this student (%s): "
+        "if they include this run's validation carve-out its mAP is optimistic; use the "
+        "teacher's data and --split-seed",
+        fp,
+        student_fingerprint,
+    )
+    return False
+
+
 class DistillTrainer(Trainer):
     """Trains the student with the detection loss plus the distillation terms (eq. 17)."""
 
@@ -86,6 +105,7 @@ class DistillTrainer(Trainer):
             log.warning(
                 "teacher trained at %d px, distilling at %d px", self.teacher.imgsz, self.opts.imgsz
             )
+        check_teacher_data(self.teacher, self.fingerprint)
         t.to(self.device).eval()
         for p in t.parameters():
             p.requires_grad_(False)

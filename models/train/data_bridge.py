@@ -21,6 +21,13 @@ def splits(
     return list(train), list(val), list(names)
 
 
+def carve_out_seed(opts: dict[str, Any]) -> int:
+    """The validation carve-out seed of a checkpoint's stored options (``split_seed``,
+    else ``seed``; checkpoints from before ``split_seed`` have only ``seed``)."""
+    split = opts.get("split_seed")
+    return int(opts.get("seed", 0) if split is None else split)
+
+
 def fingerprint(samples: Sequence[Any]) -> str:
     """Fingerprint of the training data (stored in checkpoints and cards)."""
     from models.data import fingerprint as fp
@@ -102,7 +109,7 @@ def anchors(
 def parity_images(opts: dict[str, Any], n: int = 4) -> list[np.ndarray]:
     """A few validation images of the checkpoint's data for the export parity check."""
     try:
-        _, val, _ = splits(opts["data"], opts["val_fraction"], opts["seed"])
+        _, val, _ = splits(opts["data"], opts["val_fraction"], carve_out_seed(opts))
     except Exception:  # data not on this machine: synthetic images only
         return []
     return [load_image(s) for s in val[:n]]

@@ -18,6 +18,10 @@ class TrainOptions:
     out: str = "runs/train"
     resume: bool = False
     seed: int = 0
+    # Seed of the validation carve-out; None: ``seed``. Fixed apart from ``seed`` to
+    # compare training seeds on one validation set, and kept equal to the teacher's when
+    # distilling (a teacher that trained on the student's carve-out would leak it).
+    split_seed: int | None = None
     threads: int = 2
     workers: int = 1
     device: str = "auto"
@@ -38,6 +42,11 @@ class TrainOptions:
     cache: bool = True
     max_iters_per_epoch: int = 0  # 0: whole epoch (tests use a small number)
     init_from: str = ""  # warm start: checkpoint path or registry ref with a model.pt
+
+    @property
+    def carve_out_seed(self) -> int:
+        """The seed of the validation carve-out."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""

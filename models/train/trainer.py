@@ -83,7 +83,7 @@ class Trainer:
         self.device = resolve_device(opts.device)
         if train_samples is None:
             train_samples, val_samples, class_names = data_bridge.splits(
-                opts.data, opts.val_fraction, opts.seed
+                opts.data, opts.val_fraction, opts.carve_out_seed
             )
         assert class_names is not None
         self.train_samples, self.val_samples = list(train_samples), list(val_samples or [])

@@ -1,0 +1,37 @@
+"""Training options: the validation carve-out seed, and the teacher/student data check."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from models.distill.teacher import Teacher
+from models.distill.trainer import check_teacher_data
+from models.train.data_bridge import carve_out_seed
+from models.train.options import TrainOptions
+
+
+def test_split_seed_defaults_to_seed() -> None:
+    assert TrainOptions(data="d.yaml", seed=3).carve_out_seed == 3
+    assert TrainOptions(data="d.yaml", seed=3, split_seed=0).carve_out_seed == 0
+
+
+def test_carve_out_seed_of_stored_options() -> None:
+    assert carve_out_seed({"seed": 2}) == 2  # a checkpoint from before split_seed
+    assert carve_out_seed({"seed": 2, "split_seed": None}) == 2
+    assert carve_out_seed({"seed": 2, "split_seed": 0}) == 0
+    assert carve_out_seed(TrainOptions(data="d", seed=1, split_seed=5).to_dict()) == 5
+
+
+def test_teacher_trained_on_other_samples_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    def teacher(fp: str | None) -> Teacher:
+        return Teacher(torch.nn.Identity(), {}, ["a"], 64, fp)  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.WARNING):
+        assert check_teacher_data(teacher("abc"), "abc")
+        assert check_teacher_data(teacher(None), "abc")  # unknown: nothing to compare
+        assert not caplog.records
+        assert not check_teacher_data(teacher("abc"), "xyz")
+    assert "validation carve-out" in caplog.text and "--split-seed" in caplog.text
