@@ -95,6 +95,13 @@ class DistillTrainer(Trainer):
         self.dcfg = distill or DistillConfig()
         super().__init__(opts, train_samples, val_samples, class_names)
 
+    def new_anchors(self) -> list[list[list[float]]]:
+        """An anchor-based teacher's anchors: response KD compares the two heads anchor by
+        anchor, so a new student takes them instead of its own k-means."""
+        if self.teacher.model.head_kind == "anchor_based" and self.teacher.model.anchors:
+            return [[list(map(float, a)) for a in level] for level in self.teacher.model.anchors]
+        return super().new_anchors()
+
     def build_extra(self) -> list[nn.Module]:
         """Freeze and place the teacher; build the distiller; extend the loss names."""
         t = self.teacher.model

@@ -166,10 +166,16 @@ class Trainer:
         if resume_ck is not None:
             a = resume_ck["model_args"]
             return build_detector(a["cfg"], a["num_classes"], a["head"], a["anchors"])
-        anchors = None
-        if o.head == "anchor_based":
-            anchors = data_bridge.anchors(self.train_samples, o.imgsz, 3, seed=o.seed)
+        anchors = self.new_anchors() if o.head == "anchor_based" else None
         return build_detector(o.arch, len(self.class_names), o.head, anchors)
+
+    def new_anchors(self) -> list[list[list[float]]]:
+        """Anchors of a new anchor-based model: k-means over the training boxes, seeded by
+        the carve-out seed — a property of the data split, not of the training seed, so
+        runs that differ only in ``seed`` share them (k-means++ lands in different local
+        optima per seed)."""
+        o = self.opts
+        return data_bridge.anchors(self.train_samples, o.imgsz, 3, seed=o.carve_out_seed)
 
     def _resume(self, ck: dict[str, Any], path: Path) -> None:
         self.model.load_state_dict(ck["model"])

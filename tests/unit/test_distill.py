@@ -376,3 +376,28 @@ def test_cli_distil_measure_and_run(tmp_path: Path) -> None:
     assert ck_run["parent"]["sha256"] and "resp_cls" not in json.loads(
         (tmp_path / "run" / "results.jsonl").read_text().splitlines()[0]
     ).get("loss_weights", {})
+
+
+def test_students_take_the_teachers_anchors(tmp_path: Path) -> None:
+    """Response KD compares heads anchor by anchor: a new student adopts an anchor-based
+    teacher's anchors, whatever its own seed's k-means would give."""
+    from models.train.trainer import Trainer
+
+    samples = make_samples(tmp_path / "img", n=12)
+    anchors = [[[8.0, 9.0], [12.0, 20.0], [20.0, 12.0]]] * 3
+    torch.manual_seed(0)
+    t = build_detector(TEACHER_CFG, len(CLASSES), "anchor_based", anchors).eval()
+    opts = _opts(tmp_path / "run", 1)
+    opts.head, opts.seed = "anchor_based", 1
+    tr = DistillTrainer(
+        opts, Teacher(t, {}, list(CLASSES), 64), DistillConfig(), samples, [], CLASSES
+    )
+    assert tr.model.anchors == t.anchors
+
+    # without a teacher the anchors are k-means over the boxes, seeded by the split
+    def plain(seed: int) -> object:
+        o = TrainOptions(**{**opts.to_dict(), "seed": seed, "split_seed": 0})
+        o.out = str(tmp_path / f"plain{seed}")
+        return Trainer(o, samples, [], CLASSES).model.anchors
+
+    assert plain(0) == plain(1) != t.anchors
