@@ -249,6 +249,7 @@ def export_checkpoint(
         "data_fingerprint": ckpt.get("data_fingerprint"),
         "parent": ckpt.get("parent"),  # distilled students: their teacher (models/distill)
         "init_from": ckpt.get("init_from"),  # warm-started runs: the weights they began from
+        "distillation": ckpt.get("distill"),  # distilled students: the KD terms and settings
         "metrics": _card_metrics(metrics),
         "recommended_score_threshold": score_threshold
         if score_threshold is not None

@@ -78,10 +78,14 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     card = export_checkpoint(ckpt, m, tmp_path / "out")
     on_disk = json.loads((tmp_path / "out" / "card.json").read_text())
     assert on_disk == card
-    assert card["role"] == "student" and card["parent"] is None
+    assert card["role"] == "student" and card["parent"] is None and card["distillation"] is None
     assert card["class_names"] == ["a", "b"] and card["input_size"] == 96
     assert card["metrics"]["map50"] == 0.5 and card["params"] > 0 and card["gflops"] > 0
     assert len(card["onnx_sha256"]) == 64
     assert card["recommended_score_threshold"] == 0.35 and card["metrics"]["best_f1"]["f1"] == 0.69
     card = export_checkpoint(ckpt, m, tmp_path / "out2", score_threshold=0.5)
     assert card["recommended_score_threshold"] == 0.5  # an explicit choice wins
+    kd = {"feature_kd": True, "response_kd": False, "attn_temperature": 0.5}
+    parent = {"name": "steel-teacher", "version": 3}
+    card = export_checkpoint({**ckpt, "distill": kd, "parent": parent}, m, tmp_path / "out3")
+    assert card["parent"] == parent and card["distillation"] == kd
