@@ -22,8 +22,9 @@ def splits(
 
 
 def carve_out_seed(opts: dict[str, Any]) -> int:
-    """The validation carve-out seed of a checkpoint's stored options (``split_seed``,
-    else ``seed``; checkpoints from before ``split_seed`` have only ``seed``)."""
+    """The validation carve-out seed of training options as stored in checkpoints
+    (``TrainOptions.to_dict()``): ``split_seed``, else ``seed`` (checkpoints from before
+    ``split_seed`` have only ``seed``)."""
     split = opts.get("split_seed")
     return int(opts.get("seed", 0) if split is None else split)
 

@@ -43,11 +43,6 @@ class TrainOptions:
     max_iters_per_epoch: int = 0  # 0: whole epoch (tests use a small number)
     init_from: str = ""  # warm start: checkpoint path or registry ref with a model.pt
 
-    @property
-    def carve_out_seed(self) -> int:
-        """The seed of the validation carve-out."""
-        return self.seed if self.split_seed is None else self.split_seed
-
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""
         return asdict(self)

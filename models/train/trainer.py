@@ -83,7 +83,7 @@ class Trainer:
         self.device = resolve_device(opts.device)
         if train_samples is None:
             train_samples, val_samples, class_names = data_bridge.splits(
-                opts.data, opts.val_fraction, opts.carve_out_seed
+                opts.data, opts.val_fraction, data_bridge.carve_out_seed(opts.to_dict())
             )
         assert class_names is not None
         self.train_samples, self.val_samples = list(train_samples), list(val_samples or [])
@@ -174,8 +174,8 @@ class Trainer:
         the carve-out seed — a property of the data split, not of the training seed, so
         runs that differ only in ``seed`` share them (k-means++ lands in different local
         optima per seed)."""
-        o = self.opts
-        return data_bridge.anchors(self.train_samples, o.imgsz, 3, seed=o.carve_out_seed)
+        seed = data_bridge.carve_out_seed(self.opts.to_dict())
+        return data_bridge.anchors(self.train_samples, self.opts.imgsz, 3, seed=seed)
 
     def _resume(self, ck: dict[str, Any], path: Path) -> None:
         self.model.load_state_dict(ck["model"])

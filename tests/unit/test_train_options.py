@@ -14,8 +14,8 @@ from models.train.options import TrainOptions
 
 
 def test_split_seed_defaults_to_seed() -> None:
-    assert TrainOptions(data="d.yaml", seed=3).carve_out_seed == 3
-    assert TrainOptions(data="d.yaml", seed=3, split_seed=0).carve_out_seed == 0
+    assert carve_out_seed(TrainOptions(data="d.yaml", seed=3).to_dict()) == 3
+    assert carve_out_seed(TrainOptions(data="d.yaml", seed=3, split_seed=0).to_dict()) == 0
 
 
 def test_carve_out_seed_of_stored_options() -> None:
