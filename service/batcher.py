@@ -24,6 +24,7 @@ from models.processing import Detections, LetterboxInfo, batch_inputs, postproce
 from service.engine import ModelSession
 from service.errors import DeadlineExceeded, NotReady, QueueFull
 from service.metrics import Metrics
+from service.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,19 @@ class Batcher:
         self._cond = threading.Condition()
         self._closing = False
         self._label = session.key
+        self._started = threading.Barrier(threads + 1)  # the threads are named on return
         self._threads = [
-            threading.Thread(target=self._loop, name=f"infer-{session.key}-{i}", daemon=True)
+            threading.Thread(
+                target=self._loop,
+                args=(f"infer-{i}",),
+                name=f"infer-{session.key}-{i}",
+                daemon=True,
+            )
             for i in range(threads)
         ]
         for t in self._threads:
             t.start()
+        self._started.wait()
 
     def submit(self, item: BatchItem) -> Future[Detections]:
         """Queue a frame; raises :class:`QueueFull` at the bound, ``NotReady`` once closed."""
@@ -149,7 +157,9 @@ class Batcher:
             live.append(item)
         return live
 
-    def _loop(self) -> None:
+    def _loop(self, os_name: str) -> None:
+        name_os_thread(os_name)
+        self._started.wait()
         while True:
             batch = self._take_batch()
             if batch is None:

@@ -26,6 +26,7 @@ from service.metrics import Metrics
 from service.queue.tasks import cancel_task
 from service.queue.worker import InferenceWorker
 from service.registry import ModelRef, Registry
+from service.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,12 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
         for ref in settings.models:
             registry.resolve(ModelRef.parse(ref))  # a typo fails start-up, not every frame
         metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
-        executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        executor = ThreadPoolExecutor(
+            settings.decode_threads,
+            thread_name_prefix="decode",
+            initializer=name_os_thread,
+            initargs=("decode",),
+        )
         manager = ModelManager(registry, settings, metrics)
         inspector = Inspector(
             manager, metrics, executor, settings.max_pixels, settings.fail_classes

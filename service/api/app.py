@@ -21,6 +21,7 @@ from service.inspector import Inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.registry import ModelRef, Registry
+from service.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,12 @@ def build_context(settings: Settings) -> AppContext:
     """
     registry = Registry(settings.registry_root)
     metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
-    executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+    executor = ThreadPoolExecutor(
+        settings.decode_threads,
+        thread_name_prefix="decode",
+        initializer=name_os_thread,
+        initargs=("decode",),
+    )
     if settings.queue == "redis":  # API-only: frames go to the workers, no local models
         from service.queue.backend import RedisFrameBackend
 
