@@ -134,7 +134,7 @@ def _val_checkpoint(
         data or o["data"], frac, data_bridge.carve_out_seed(o) if seed is None else seed
     )
     images = [data_bridge.load_image(s) for s in val_samples]
-    dets = detect(model, spec, images, conf_thr=0.001, iou_thr=0.6)
+    dets = detect(model, spec, images, conf_thr=0.001)
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
     report["params"] = count_params(model)
     report["gflops"] = round(ex.gflops(model, spec.imgsz), 4)
@@ -163,7 +163,7 @@ def _val_onnx(
     dets = []
     for i in range(0, len(val_samples), 16):
         images = [data_bridge.load_image(s) for s in val_samples[i : i + 16]]
-        dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001, iou_thr=0.6)[1])
+        dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001)[1])
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
     if not no_onnx:
         report.update(_throughput(path, spec.imgsz, threads))

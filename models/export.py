@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from models.detectors import Detector, count_params
 from models.detectors.decode import flatten_outputs
 from models.processing import (
+    DEFAULT_IOU_THRESHOLD,
     SPEC_METADATA_KEY,
     Detections,
     ModelSpec,
@@ -95,7 +96,7 @@ def ort_detect(
     spec: ModelSpec,
     images: Sequence[np.ndarray],
     conf_thr: float = 0.25,
-    iou_thr: float = 0.5,
+    iou_thr: float = DEFAULT_IOU_THRESHOLD,
 ) -> tuple[np.ndarray, list[Detections]]:
     """Run ONNX Runtime on images through ``preprocess_batch`` + ``postprocess``."""
     batch, infos = preprocess_batch(list(images), spec.imgsz)

@@ -15,6 +15,8 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from models.processing import DEFAULT_IOU_THRESHOLD
+
 BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 
 
@@ -93,7 +95,10 @@ class Settings(BaseSettings):
     class_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-class score thresholds overriding the default."
     )
-    iou_threshold: float = Field(0.5, gt=0, le=1, description="NMS IoU threshold.")
+    iou_threshold: float = Field(
+        DEFAULT_IOU_THRESHOLD, gt=0, le=1,
+        description="NMS IoU threshold (evaluation uses the same default).",
+    )  # fmt: skip
     max_detections: int = Field(100, ge=1, description="Detections kept per frame.")
     fail_classes: list[str] | None = Field(
         None, description="Classes that fail a part; None = every class."

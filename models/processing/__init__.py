@@ -16,11 +16,12 @@ from models.processing.letterbox import (
     to_tensor,
     unletterbox_boxes,
 )
-from models.processing.postprocess import Detections, postprocess
+from models.processing.postprocess import DEFAULT_IOU_THRESHOLD, Detections, postprocess
 from models.processing.spec import SPEC_METADATA_KEY, ModelSpec
 from models.processing.verdict import verdict
 
 __all__ = [
+    "DEFAULT_IOU_THRESHOLD",
     "SPEC_METADATA_KEY",
     "Detections",
     "ImageDecodeError",

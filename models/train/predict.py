@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from models.detectors.decode import flatten_outputs
-from models.processing import Detections, ModelSpec, postprocess, preprocess_batch
+from models.processing import (
+    DEFAULT_IOU_THRESHOLD,
+    Detections,
+    ModelSpec,
+    postprocess,
+    preprocess_batch,
+)
 
 
 @torch.no_grad()
@@ -27,7 +33,7 @@ def detect(
     spec: ModelSpec,
     images: Sequence[np.ndarray],
     conf_thr: float = 0.001,
-    iou_thr: float = 0.6,
+    iou_thr: float = DEFAULT_IOU_THRESHOLD,
     max_det: int = 100,
     batch_size: int = 16,
 ) -> list[Detections]:

@@ -307,6 +307,6 @@ class Trainer:
         if self._val_images is None:
             self._val_images = [data_bridge.load_image(s) for s in self.val_samples]
         m = model or self.ema.ema
-        dets = detect(m, self.spec, self._val_images, conf_thr=0.001, iou_thr=0.6)
+        dets = detect(m, self.spec, self._val_images, conf_thr=0.001)
         res = data_bridge.evaluate(self.val_samples, dets, self.class_names)
         return res
