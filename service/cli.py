@@ -199,18 +199,24 @@ def models_register(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file (default stdout)."
 )
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--score-threshold", type=click.FloatRange(0, 1), default=None,
+    help="Keep detections scoring above this (default: score_threshold, else the model "
+    "card's recommendation). Use 0.001 to score the output for mAP: the operating "
+    "threshold drops the low-confidence detections a precision-recall curve needs.",
+)  # fmt: skip
 @config_option
 @registry_option
 def predict(
     source: str, model_ref: str | None, out: Path | None, batch: int,
-    config: Path | None, registry_root: Path | None,
+    score_threshold: float | None, config: Path | None, registry_root: Path | None,
 ) -> None:  # fmt: skip
     """Inspect SOURCE (image, directory or glob) offline; write one record per image."""
     from service.batcher import PostprocessConfig
     from service.engine import ModelSession
     from service.predict import expand_source, predict_files
 
-    s = _settings(config, registry_root=registry_root)
+    s = _settings(config, registry_root=registry_root, score_threshold=score_threshold)
     paths = expand_source(source)
     if not paths:
         raise click.ClickException(f"no images found at {source!r}")

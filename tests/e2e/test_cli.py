@@ -71,6 +71,28 @@ def test_predict_directory_writes_one_record_per_image(registry: Path, tmp_path:
     assert missing.returncode != 0 and "no images found" in missing.stderr
 
 
+def test_predict_score_threshold_flag(registry: Path, tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(encode(defect_image(300, 200, (100, 50, 160, 150))))
+
+    def scores(*flags: str) -> list[float]:
+        out = tmp_path / "p.json"
+        run("predict", str(image), "--model", "tiny", "--out", str(out), "--registry",
+            str(registry), *flags)  # fmt: skip
+        return [d["score"] for d in json.loads(out.read_text())[0]["detections"]]
+
+    default, low, high = (
+        scores(),
+        scores("--score-threshold", "0.001"),
+        scores("--score-threshold", "0.999"),
+    )
+    assert len(low) > len(default) > len(high) == 0
+    assert min(low) < min(default)
+    bad = run("predict", str(image), "--score-threshold", "2", "--registry", str(registry),
+              check=False)  # fmt: skip
+    assert bad.returncode != 0 and "score-threshold" in bad.stderr
+
+
 def test_serve_answers_and_stops_cleanly(registry: Path) -> None:
     proc = subprocess.Popen(
         [*CLI, "serve", "--registry", str(registry), "--model", "tiny", "--port", "0"],
