@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+log = logging.getLogger(__name__)
+
 
 def _logging() -> None:
     logging.basicConfig(
@@ -111,22 +113,18 @@ def val(
     click.echo(text)
 
 
-def _val_checkpoint(
-    ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
-    conf: float, no_onnx: bool,
+def evaluate_checkpoint(
+    ck: dict[str, Any], model: Any, data: str | None = None, val_fraction: float | None = None,
+    seed: int | None = None, conf: float = 0.25,
 ) -> dict[str, Any]:  # fmt: skip
-    import torch
-
-    from models import export as ex
-    from models.detectors import count_params
-    from models.processing import ModelSpec
+    """mAP, per-class AP and P/R/F1 of a loaded checkpoint on its own seeded validation
+    carve-out (or ``data``'s), through the serving post-processing at its NMS default.
+    ``val`` prints it; ``export`` writes it into the card, so a card always holds the
+    current evaluation rather than whatever the training run measured."""
+    from models.processing import DEFAULT_IOU_THRESHOLD, ModelSpec
     from models.train import data_bridge
-    from models.train.checkpoint import load_checkpoint, model_from_checkpoint
     from models.train.predict import detect
 
-    torch.set_num_threads(threads)
-    ck = load_checkpoint(ckpt)
-    model = model_from_checkpoint(ck)
     spec = ModelSpec.from_json(ck["spec"])
     o = ck["opts"]
     frac = o["val_fraction"] if val_fraction is None else val_fraction
@@ -136,6 +134,28 @@ def _val_checkpoint(
     images = [data_bridge.load_image(s) for s in val_samples]
     dets = detect(model, spec, images, conf_thr=0.001)
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
+    report["nms_iou"] = DEFAULT_IOU_THRESHOLD
+    if "epoch" in ck:  # the checkpoint's completed epochs (0-based in the checkpoint)
+        report["epoch"] = int(ck["epoch"]) + 1
+    return report
+
+
+def _val_checkpoint(
+    ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
+    conf: float, no_onnx: bool,
+) -> dict[str, Any]:  # fmt: skip
+    import torch
+
+    from models import export as ex
+    from models.detectors import count_params
+    from models.processing import ModelSpec
+    from models.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    torch.set_num_threads(threads)
+    ck = load_checkpoint(ckpt)
+    model = model_from_checkpoint(ck)
+    spec = ModelSpec.from_json(ck["spec"])
+    report = evaluate_checkpoint(ck, model, data, val_fraction, seed, conf)
     report["params"] = count_params(model)
     report["gflops"] = round(ex.gflops(model, spec.imgsz), 4)
     if not no_onnx:
@@ -150,7 +170,7 @@ def _val_onnx(
     import onnx
 
     from models import export as ex
-    from models.processing import SPEC_METADATA_KEY, ModelSpec
+    from models.processing import DEFAULT_IOU_THRESHOLD, SPEC_METADATA_KEY, ModelSpec
     from models.train import data_bridge
 
     meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
@@ -165,6 +185,7 @@ def _val_onnx(
         images = [data_bridge.load_image(s) for s in val_samples[i : i + 16]]
         dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001)[1])
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
+    report["nms_iou"] = DEFAULT_IOU_THRESHOLD
     if not no_onnx:
         report.update(_throughput(path, spec.imgsz, threads))
     return report
@@ -196,7 +217,7 @@ def _throughput(onnx_path: str | Path, imgsz: int, threads: int) -> dict[str, fl
     type=click.FloatRange(0, 1),
     default=None,
     help="the card's recommended score threshold (default: the F1-optimal one of the "
-    "checkpoint's evaluation; `lineinspect val` prints it as best_f1)",
+    "checkpoint's evaluation, re-run at export; `lineinspect val` prints it as best_f1)",
 )
 def export(ckpt: str, out: str, opset: int, weights: bool, score_threshold: float | None) -> None:
     """Export a checkpoint to OUT/model.onnx + OUT/card.json (with a parity check)."""
@@ -211,9 +232,15 @@ def export(ckpt: str, out: str, opset: int, weights: bool, score_threshold: floa
     model = model_from_checkpoint(ck)
     images = data_bridge.parity_images(ck["opts"], n=4)
     try:
+        metrics: dict[str, Any] | None = evaluate_checkpoint(ck, model)
+    except Exception as exc:  # data not on this machine: keep the run's own evaluation
+        log.warning("cannot re-evaluate %s (%s); the card keeps its training metrics", ckpt, exc)
+        metrics = None
+    try:
         card = ex.export_checkpoint(
-            ck, model, out, images, opset, weights=weights, score_threshold=score_threshold
-        )
+            ck, model, out, images, opset, weights=weights, score_threshold=score_threshold,
+            metrics=metrics,
+        )  # fmt: skip
     except ex.ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(card, indent=2))

@@ -208,7 +208,8 @@ def synthetic_images(n: int = 4, seed: int = 0) -> list[np.ndarray]:
 
 
 def _card_metrics(m: dict[str, Any]) -> dict[str, Any]:
-    keys = ("map50", "map50_95", "precision", "recall", "f1", "score_thr", "epoch", "num_images")
+    keys = ("map50", "map50_95", "precision", "recall", "f1", "score_thr", "epoch", "num_images",
+            "nms_iou")  # fmt: skip
     out: dict[str, Any] = {k: m[k] for k in keys if k in m}
     per = m.get("per_class") or {}
     out["per_class_ap50"] = {c: v.get("ap50") for c, v in per.items() if isinstance(v, dict)}
@@ -226,13 +227,15 @@ def export_checkpoint(
     opset: int = 17,
     weights: bool = False,
     score_threshold: float | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export a trained checkpoint to ``out_dir/model.onnx`` + ``out_dir/card.json``, and
     with ``weights`` the slim torch checkpoint ``out_dir/model.pt`` (registered with it).
 
-    ``recommended_score_threshold`` in the card (what the server applies unless configured
-    otherwise) is ``score_threshold`` if given, else the F1-optimal threshold of the
-    checkpoint's evaluation when it has one."""
+    The card's metrics are ``metrics`` (a fresh evaluation) if given, else the
+    checkpoint's own best evaluation. ``recommended_score_threshold`` (what the server
+    applies unless configured otherwise) is ``score_threshold`` if given, else the
+    F1-optimal threshold of those metrics when they have one."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec.from_json(ckpt["spec"])
@@ -240,7 +243,8 @@ def export_checkpoint(
     images = list(parity_images or []) + synthetic_images()
     parity = check_parity(model, spec, onnx_path, images)
     arch = ckpt["opts"]["arch"]
-    metrics = ckpt.get("best_metrics") or ckpt.get("metrics") or {}
+    if metrics is None:
+        metrics = ckpt.get("best_metrics") or ckpt.get("metrics") or {}
     card = {
         "role": "teacher" if arch == "t-model" else "student",
         "architecture": arch,

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from models.detectors import Detector, build_detector, count_params
 from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
+from models.processing import DEFAULT_IOU_THRESHOLD
 from models.train import data_bridge
 from models.train.checkpoint import (
     load_checkpoint,
@@ -309,4 +310,5 @@ class Trainer:
         m = model or self.ema.ema
         dets = detect(m, self.spec, self._val_images, conf_thr=0.001)
         res = data_bridge.evaluate(self.val_samples, dets, self.class_names)
+        res["nms_iou"] = DEFAULT_IOU_THRESHOLD
         return res

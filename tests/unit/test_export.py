@@ -89,3 +89,8 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
     parent = {"name": "steel-teacher", "version": 3}
     card = export_checkpoint({**ckpt, "distill": kd, "parent": parent}, m, tmp_path / "out3")
     assert card["parent"] == parent and card["distillation"] == kd
+    best_f1 = {"score_thr": 0.4, "precision": 0.8, "recall": 0.7, "f1": 0.75}
+    fresh = {"map50": 0.6, "map50_95": 0.3, "nms_iou": 0.5, "per_class": {}, "best_f1": best_f1}
+    card = export_checkpoint(ckpt, m, tmp_path / "out4", metrics=fresh)
+    assert card["metrics"]["map50"] == 0.6 and card["metrics"]["nms_iou"] == 0.5
+    assert card["recommended_score_threshold"] == 0.4  # from the fresh evaluation

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from models.cli import val
+from models.cli import export, val
 from models.data import Sample
 from models.data.formats.yolo import write_yolo
 from models.export import export_onnx
 from models.processing import ModelSpec
-from models.train.checkpoint import load_checkpoint, model_from_checkpoint
+from models.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.train.options import TrainOptions
 from models.train.trainer import Trainer
 
@@ -100,3 +100,16 @@ def test_overfit_and_resume(tmp_path: Path) -> None:
     assert abs(report["map50"] - best["map50"]) < 0.02, (report["map50"], best)
     missing = CliRunner().invoke(val, [str(onnx_path)])
     assert missing.exit_code != 0 and "--data is required" in missing.output
+
+    # `lineinspect export` writes a fresh evaluation into the card (at the served NMS
+    # IoU), and keeps the run's own metrics when the checkpoint's data is not here.
+    # A stale stored evaluation must not reach the card when the data is here.
+    stale = {**ck["best_metrics"], "map50": -1.0}
+    save_checkpoint(tmp_path / "with-data.pt", {**ck, "opts": {**ck["opts"], "data": str(data)},
+                                                "best_metrics": stale})  # fmt: skip
+    for src in (tmp_path / "with-data.pt", tmp_path / "run" / "best.pt"):
+        res = CliRunner().invoke(export, [str(src), "--out", str(tmp_path / f"x-{src.stem}")])
+        assert res.exit_code == 0, res.output
+        card = json.loads((tmp_path / f"x-{src.stem}" / "card.json").read_text())
+        assert abs(card["metrics"]["map50"] - best["map50"]) < 0.02, (src, card["metrics"])
+        assert card["metrics"]["nms_iou"] == 0.5
