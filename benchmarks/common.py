@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,36 @@ def raw_throughput(
         n += batch
     spent = time.perf_counter() - t0
     return {"images_per_s": n / spent, "batch_ms_median": float(np.median(times)) * 1000}
+
+
+def parallel_throughput(
+    registry: Path, ref: str, image: bytes, batch: int, seconds: float, runs: int = 0
+) -> dict[str, float]:
+    """Images/s of ``runs`` threads (default: one per core) calling ``run`` at once on one
+    session with one intra-op thread each, spinning off: the server's own layout
+    (``inference_threads`` x ``intra_op_threads`` 1), without the server. On a small
+    machine this is often faster than ORT's defaults (no intra-op barriers), so it is
+    the stricter ceiling to compare a served throughput against."""
+    runs = runs or len(os.sched_getaffinity(0))
+    session = ModelSession(Registry(registry).resolve(ref), intra_op_threads=1)
+    boxed, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
+    x = batch_inputs([boxed] * batch)
+    session.run(x)
+    counts = [0] * runs
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < stop:
+            session.run(x)
+            counts[i] += batch
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"images_per_s": sum(counts) / (time.perf_counter() - t0), "runs": float(runs)}
 
 
 def free_port() -> int:
