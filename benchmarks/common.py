@@ -44,12 +44,17 @@ def load_session(registry: Path, ref: str, intra_op_threads: int = 0) -> ModelSe
     return ModelSession(mv, intra_op_threads=intra_op_threads, spinning=True)
 
 
+def model_batch(session: ModelSession, image: bytes, batch: int) -> np.ndarray:
+    """``image`` preprocessed as served, repeated into one ``[batch,3,S,S]`` model input."""
+    boxed, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
+    return batch_inputs([boxed] * batch)
+
+
 def raw_throughput(
     session: ModelSession, image: bytes, batch: int, seconds: float
 ) -> dict[str, float]:
     """Images/s of ``session.run`` alone at ``batch`` (preprocessing excluded), and ms/batch."""
-    boxed, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
-    x = batch_inputs([boxed] * batch)
+    x = model_batch(session, image, batch)
     for _ in range(3):
         session.run(x)
     n, t0 = 0, time.perf_counter()
@@ -73,8 +78,7 @@ def parallel_throughput(
     the stricter ceiling to compare a served throughput against."""
     runs = runs or len(os.sched_getaffinity(0))
     session = ModelSession(Registry(registry).resolve(ref), intra_op_threads=1)
-    boxed, _, _ = prepare(image, session.spec.imgsz, 50_000_000)
-    x = batch_inputs([boxed] * batch)
+    x = model_batch(session, image, batch)
     session.run(x)
     counts = [0] * runs
     stop = time.perf_counter() + seconds
