@@ -62,24 +62,47 @@ def slim_checkpoint(ckpt: dict[str, Any], half: bool = True) -> dict[str, Any]:
 
     Floating-point tensors are stored as float16 by default (half the size; the model is
     rebuilt in float32, and fp16 rounding of weights is far below what changes a
-    detection). This is the registry's optional ``model.pt``: what a teacher is loaded
-    from for distillation and what ``lineinspect train --init-from`` starts from.
+    detection), except those beyond float16's range (65504), which stay float32: deep
+    BatchNorm ``running_var`` entries of trained detectors reach 10^5, and cast to fp16
+    they become inf, which zeroes the channel in eval and stays inf through any warm
+    start (momentum updates of inf are inf). This is the registry's optional
+    ``model.pt``: what a teacher is loaded from for distillation and what ``lineinspect
+    train --init-from`` starts from.
     """
     sd = model_from_checkpoint(ckpt).state_dict()
     if half:
-        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+        sd = {k: _half_if_representable(v) for k, v in sd.items()}
     slim = {k: ckpt[k] for k in _SLIM_KEYS if k in ckpt}
     slim["model"] = sd
     slim["slim"] = True
     return slim
 
 
+def _half_if_representable(v: torch.Tensor) -> torch.Tensor:
+    """``v`` as float16 when every value survives the cast (no overflow to inf), else ``v``."""
+    if not v.is_floating_point():
+        return v
+    h = v.half()
+    return h if bool(torch.isfinite(h).all()) else v
+
+
 def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detector:
-    """Rebuild the detector stored in a checkpoint (EMA weights when present), in eval mode."""
+    """Rebuild the detector stored in a checkpoint (EMA weights when present), in eval mode.
+
+    Raises ``ValueError`` on non-finite weights or statistics: a model that silently drops
+    channels must not be served, taught from or trained on.
+    """
     args = ckpt["model_args"]
     model = build_detector(args["cfg"], args["num_classes"], args["head"], args["anchors"])
     key = "ema" if use_ema and ckpt.get("ema") else "model"
     sd = ckpt[key]["ema"] if key == "ema" else ckpt["model"]
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(
+            f"checkpoint has non-finite values in {len(bad)} tensors ({', '.join(bad[:3])}); "
+            "a float16 model.pt written before the overflow fix can be repaired from its "
+            "ONNX with python -m models.bn_repair"
+        )
     model.load_state_dict(sd)  # copy_ casts a slim checkpoint's float16 back to float32
     return model.eval()
 
