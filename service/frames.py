@@ -7,12 +7,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from models.processing import RawLayout
 from service.records import DetectionRecord
 
 
 @dataclass
 class Frame:
-    """Encoded image bytes plus where they came from and how long they may take.
+    """Image bytes plus where they came from and how long they may take.
+
+    ``data`` is an encoded image (JPEG, PNG, BMP, TIFF), or raw camera pixels when
+    ``pixels`` gives their layout (:mod:`models.processing.raw`).
 
     ``deadline`` is wall-clock epoch seconds (``time.time()``) so it stays meaningful
     when the frame crosses processes through Redis.
@@ -25,6 +29,7 @@ class Frame:
     camera: str | None = None
     model_ref: str | None = None
     image_name: str | None = None
+    pixels: RawLayout | None = None
     received: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

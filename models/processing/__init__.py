@@ -17,11 +17,13 @@ from models.processing.letterbox import (
     unletterbox_boxes,
 )
 from models.processing.postprocess import DEFAULT_IOU_THRESHOLD, Detections, postprocess
+from models.processing.raw import PIXEL_FORMATS, RawLayout, pixel_format, raw_pixels
 from models.processing.spec import SPEC_METADATA_KEY, ModelSpec
 from models.processing.verdict import verdict
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLD",
+    "PIXEL_FORMATS",
     "SPEC_METADATA_KEY",
     "Detections",
     "ImageDecodeError",
@@ -29,6 +31,7 @@ __all__ = [
     "LetterboxInfo",
     "ModelSpec",
     "ProcessingError",
+    "RawLayout",
     "batch_inputs",
     "batched_nms",
     "box_iou",
@@ -37,9 +40,11 @@ __all__ = [
     "decode_scaled",
     "letterbox",
     "nms",
+    "pixel_format",
     "postprocess",
     "preprocess_batch",
     "probe_image",
+    "raw_pixels",
     "to_tensor",
     "unletterbox_boxes",
     "verdict",

@@ -24,7 +24,8 @@ def letterbox(
     img: np.ndarray, size: int, pad_value: int = PAD_VALUE,
     orig_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, LetterboxInfo]:  # fmt: skip
-    """Resize ``img`` (HxWx3 uint8) to fit ``size``x``size`` keeping aspect, centred on padding.
+    """Resize ``img`` (HxWx3 uint8, or HxW greyscale) to fit ``size``x``size`` keeping
+    aspect, centred on padding.
 
     ``orig_size`` is the (width, height) of the frame ``img`` was decoded from when it was
     decoded at a reduced scale (:func:`models.processing.image.decode_scaled`): the output
@@ -47,10 +48,14 @@ def letterbox(
 
 
 def to_tensor(boxed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``SxSx3`` uint8 → ``[3,S,S]`` float32 in 0..1, in one pass (into ``out`` if given)."""
+    """``SxSx3`` uint8 → ``[3,S,S]`` float32 in 0..1, in one pass (into ``out`` if given).
+
+    A greyscale ``SxS`` input is broadcast to three equal channels: the tensor its
+    RGB decode would give."""
     if out is None:
         out = np.empty((3, *boxed.shape[:2]), dtype=np.float32)
-    np.multiply(boxed.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out, casting="unsafe")
+    src = boxed[None] if boxed.ndim == 2 else boxed.transpose(2, 0, 1)
+    np.multiply(src, np.float32(1.0 / 255.0), out=out, casting="unsafe")
     return out
 
 
@@ -77,9 +82,9 @@ def letterbox_boxes(boxes: np.ndarray, info: LetterboxInfo) -> np.ndarray:
 def batch_inputs(inputs: Sequence[np.ndarray]) -> np.ndarray:
     """Stack model inputs into ``[N,3,S,S]`` float32 0..1, converting as it copies.
 
-    Each input is either a letterboxed ``SxSx3`` uint8 image (written into its batch slot
-    in one pass: no per-frame float tensor, no second copy by ``np.stack``) or an already
-    preprocessed ``[3,S,S]`` float32 tensor.
+    Each input is either a letterboxed ``SxSx3`` (or greyscale ``SxS``) uint8 image
+    (written into its batch slot in one pass: no per-frame float tensor, no second copy
+    by ``np.stack``) or an already preprocessed ``[3,S,S]`` float32 tensor.
     """
     first = inputs[0]
     size = first.shape[0] if first.dtype == np.uint8 else first.shape[1]

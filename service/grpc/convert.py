@@ -6,6 +6,7 @@ import math
 import time
 from typing import Literal
 
+from models.processing import RawLayout, pixel_format
 from service.config import Settings
 from service.errors import InvalidImage, InvalidInput, UnsupportedMediaType
 from service.frames import Frame
@@ -26,20 +27,38 @@ def lane_of(line: str, camera: str) -> str:
     return f"{line}\x00{camera}"
 
 
-def check_request(req: pb.InspectRequest) -> None:
-    """Validate the request fields a frame is built from; raises :class:`InvalidInput`."""
+def check_request(req: pb.InspectRequest) -> RawLayout | None:
+    """Validate the request fields a frame is built from; raises :class:`InvalidInput`.
+
+    Returns the layout of a raw-pixel frame (its size is checked against the pixel
+    limit when it is prepared), None for an encoded image."""
     for name, limit in _LIMITS.items():
         if len(getattr(req, name)) > limit:
             raise InvalidInput(f"{name} is longer than {limit} characters")
+    raw = pixel_format(req.encoding)
     enc = req.encoding.strip().lower().removeprefix("image/")
-    if enc and enc not in ENCODINGS:
+    if raw is None and enc and enc not in ENCODINGS:
         raise UnsupportedMediaType(
-            f"encoding {req.encoding!r} is not accepted; use jpeg, png, bmp or tiff"
+            f"encoding {req.encoding!r} is not accepted; use jpeg, png, bmp, tiff, "
+            "or raw pixels as Mono8, RGB8 or BGR8"
         )
     if not req.image:
         raise InvalidImage("empty image")
     if not (math.isfinite(req.deadline_ms) and 0 <= req.deadline_ms <= MAX_DEADLINE_MS):
         raise InvalidInput(f"deadline_ms must be within [0, {MAX_DEADLINE_MS:.0f}]")
+    if raw is None:
+        if req.width or req.height:
+            raise InvalidInput("width and height are only for raw pixels (Mono8, RGB8, BGR8)")
+        return None
+    layout = RawLayout(req.width, req.height, raw)
+    if not (layout.width and layout.height):
+        raise InvalidImage(f"a {req.encoding} frame needs its width and height")
+    if len(req.image) != layout.nbytes:
+        raise InvalidImage(
+            f"{req.encoding} {layout.width}x{layout.height} needs {layout.nbytes} bytes, "
+            f"got {len(req.image)}"
+        )
+    return layout
 
 
 def frame_from_request(
@@ -47,14 +66,14 @@ def frame_from_request(
 ) -> Frame:
     """Build the :class:`Frame` of a request (validated). ``time_remaining`` is the
     gRPC call's own deadline in seconds, if the client set one: the tighter one wins."""
-    check_request(req)
+    layout = check_request(req)
     budget = (req.deadline_ms or settings.default_deadline_ms) / 1000
     if time_remaining is not None:
         budget = min(budget, time_remaining)
     frame = Frame(
         data=req.image, deadline=time.time() + budget, line=req.line or None,
         camera=req.camera or None, model_ref=req.model or None,
-        image_name=req.image_name or None, frame_id=req.frame_id,
+        image_name=req.image_name or None, frame_id=req.frame_id, pixels=layout,
     )  # fmt: skip
     return frame
 

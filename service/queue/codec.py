@@ -7,12 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from models.processing import RawLayout
 from service import errors
 from service.frames import Frame
 from service.queue.streams import text
 from service.records import DetectionRecord
 
-_OPTIONAL = ("frame_id", "line", "camera", "model", "image")
+_OPTIONAL = ("frame_id", "line", "camera", "model", "image", "pixels")
 
 
 @dataclass
@@ -38,6 +39,7 @@ def encode_entry(frame: Frame, rid: str, reply_to: str) -> list[bytes | str]:
         "camera": frame.camera or "",
         "model": frame.model_ref or "",
         "image": frame.image_name or "",
+        "pixels": frame.pixels.encode() if frame.pixels else "",  # raw camera pixels
     }
     flat: list[bytes | str] = []
     for k, v in values.items():
@@ -49,10 +51,11 @@ def decode_entry(fields: dict[Any, Any]) -> QueuedFrame:
     """Rebuild the frame of a stream entry; raises ``KeyError``/``ValueError`` if malformed."""
     f = {text(k): v for k, v in fields.items()}
     opt = {k: (text(f[k]) if f.get(k) else None) for k in _OPTIONAL}
+    pixels = RawLayout.decode(opt["pixels"]) if opt["pixels"] else None
     frame = Frame(
         data=bytes(f["data"]), deadline=float(text(f["deadline"])),
         line=opt["line"], camera=opt["camera"], model_ref=opt["model"], image_name=opt["image"],
-        frame_id=opt["frame_id"] or "",
+        frame_id=opt["frame_id"] or "", pixels=pixels,
     )  # fmt: skip
     return QueuedFrame(frame, text(f["rid"]), text(f["reply"]), float(text(f["enq"])))
 

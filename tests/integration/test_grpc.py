@@ -69,6 +69,34 @@ def test_unary_inspect_returns_the_same_record_as_rest(served: Served) -> None:
     assert rec.verdict == "fail" and rec.detections
 
 
+def test_raw_camera_pixels_get_the_record_of_the_same_image_encoded(served: Served) -> None:
+    stub = stub_for(served.target)
+    img = defect_image()  # grey levels only: its Mono8 buffer is the same picture
+    h, w = img.shape[:2]
+    png = pb.InspectRequest(image=encode(img, "PNG"), encoding="png", camera="c", frame_id="f")
+    want = record_from_proto(stub.Inspect(png).record).model_dump(exclude={"timing_ms"})
+    assert want["detections"]
+    raw = {"Mono8": img[..., 0].tobytes(), "RGB8": img.tobytes(), "BGR8": img[..., ::-1].tobytes()}
+    for enc, data in raw.items():
+        req = pb.InspectRequest(
+            image=data, encoding=enc, width=w, height=h, camera="c", frame_id="f"
+        )
+        got = record_from_proto(stub.Inspect(req).record).model_dump(exclude={"timing_ms"})
+        assert got == want, enc
+    # In a stream, a raw frame whose buffer does not match its size fails alone.
+    mono = {"image": raw["Mono8"], "encoding": "Mono8", "width": w}
+    reqs = [
+        pb.InspectRequest(**mono, height=h, frame_id="a"),
+        pb.InspectRequest(**mono, height=h - 1, frame_id="b"),
+        pb.InspectRequest(**mono, height=h, frame_id="c"),
+    ]
+    answers = [(a.frame_id, STATUS(a.status), a.error.code) for a in stub.StreamInspect(iter(reqs))]
+    assert answers == [
+        ("a", "FRAME_STATUS_INSPECTED", ""), ("b", "FRAME_STATUS_FAILED", "invalid_image"),
+        ("c", "FRAME_STATUS_INSPECTED", ""),
+    ]  # fmt: skip
+
+
 def _stream(stub: pb_grpc.InspectionServiceStub, camera: str, n: int) -> list[pb.InspectResponse]:
     def frames() -> Iterator[pb.InspectRequest]:
         for i in range(n):

@@ -30,7 +30,7 @@ VERDICT_PASS: Verdict
 VERDICT_FAIL: Verdict
 
 class InspectRequest(_message.Message):
-    __slots__ = ("image", "encoding", "line", "camera", "frame_id", "deadline_ms", "model", "image_name")
+    __slots__ = ("image", "encoding", "line", "camera", "frame_id", "deadline_ms", "model", "image_name", "width", "height")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class InspectRequest(_message.Message):
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     encoding: str
     line: str
@@ -47,7 +49,9 @@ class InspectRequest(_message.Message):
     deadline_ms: float
     model: str
     image_name: str
-    def __init__(self, image: _Optional[bytes] = ..., encoding: _Optional[str] = ..., line: _Optional[str] = ..., camera: _Optional[str] = ..., frame_id: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., model: _Optional[str] = ..., image_name: _Optional[str] = ...) -> None: ...
+    width: int
+    height: int
+    def __init__(self, image: _Optional[bytes] = ..., encoding: _Optional[str] = ..., line: _Optional[str] = ..., camera: _Optional[str] = ..., frame_id: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., model: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class InspectResponse(_message.Message):
     __slots__ = ("frame_id", "line", "camera", "status", "record", "error")
