@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
+from models.processing import RawLayout
+from models.processing import pixel_format as pixel_format_of
 from service.api.context import AppContext, get_ctx
 from service.api.errors import ErrorBody
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
@@ -18,14 +20,17 @@ from service.records import DetectionRecord
 router = APIRouter(tags=["inspection"])
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/x-ms-bmp", "image/tiff"})
+RAW_TYPE = "application/octet-stream"  # raw camera pixels, with pixel_format/width/height
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d}
     for s, d in {
-        400: "Empty, truncated or corrupt image, or a bad parameter.",
+        400: "Empty, truncated or corrupt image, a raw buffer whose size does not match, "
+        "or a bad parameter.",
         404: "Unknown model reference.",
         413: "Body over `max_body_bytes` or image over `max_pixels`.",
-        415: "Content type is not an accepted image type or multipart/form-data.",
+        415: "Content type is not an accepted image type, multipart/form-data or "
+        "application/octet-stream (raw pixels).",
         429: "Queue full: retry after `Retry-After` seconds.",
         503: "Not ready (models warming up) or a backing service is down.",
         504: "The frame's deadline passed before it could be inspected.",
@@ -34,9 +39,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 _REQUEST_BODY = {
     "required": True,
-    "description": "The image as the raw body, or as multipart field `image`.",
+    "description": "The image as the raw body, or as multipart field `image`; or the "
+    "camera's raw pixel buffer as application/octet-stream with `pixel_format`, `width` "
+    "and `height`.",
     "content": {
-        **{t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(IMAGE_TYPES)},
+        **{
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in (*sorted(IMAGE_TYPES), RAW_TYPE)
+        },
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -65,9 +75,33 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def raw_layout(
+    ctype: str, pixel_format: str | None, width: int | None, height: int | None
+) -> RawLayout | None:
+    """The layout of a raw-pixel body (``application/octet-stream``), None for an image."""
+    if ctype != RAW_TYPE:
+        if pixel_format or width or height:
+            raise InvalidInput("pixel_format, width and height need application/octet-stream")
+        return None
+    fmt = pixel_format_of(pixel_format or "")
+    if fmt is None or not width or not height:
+        raise InvalidInput(
+            "an application/octet-stream body is raw pixels: give pixel_format (Mono8, RGB8 "
+            "or BGR8), width and height"
+        )
+    return RawLayout(width, height, fmt)
+
+
+def content_type(request: Request) -> str:
+    """The request's media type, lower-cased, without parameters."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def image_from_request(request: Request, limit: int) -> tuple[bytes, str | None]:
     """The image bytes and, for multipart uploads, the file name."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = content_type(request)
+    if ctype == RAW_TYPE:
+        return await read_body(request, limit), None
     if ctype == "multipart/form-data":
         request._body = await read_body(request, limit)  # starlette re-parses the cached body
         form = await request.form(max_files=1, max_fields=16, max_part_size=limit)
@@ -79,7 +113,8 @@ async def image_from_request(request: Request, limit: int) -> tuple[bytes, str |
         shown = ctype or "none"
         raise UnsupportedMediaType(
             f"content type {shown!r} is not accepted; send image/jpeg, image/png, image/bmp, "
-            "image/tiff or multipart/form-data with field 'image'"
+            "image/tiff, multipart/form-data with field 'image', or raw pixels as "
+            "application/octet-stream"
         )
     return await read_body(request, limit), None
 
@@ -106,6 +141,11 @@ async def inspect(
     image_name: Annotated[
         str | None, Query(max_length=256, description="Recorded as `image`.")
     ] = None,
+    pixel_format: Annotated[
+        str | None, Query(max_length=16, description="Raw body: Mono8, RGB8 or BGR8.")
+    ] = None,
+    width: Annotated[int | None, Query(gt=0, le=65_535, description="Raw body width.")] = None,
+    height: Annotated[int | None, Query(gt=0, le=65_535, description="Raw body height.")] = None,
     x_line: Annotated[str | None, Header(max_length=64)] = None,
     x_camera: Annotated[str | None, Header(max_length=64)] = None,
     x_frame_id: Annotated[str | None, Header(max_length=128)] = None,
@@ -117,12 +157,14 @@ async def inspect(
     Line, camera, frame id and model come from query parameters or the `X-Line`,
     `X-Camera`, `X-Frame-Id`, `X-Model` headers (query wins).
     """
+    pixels = raw_layout(content_type(request), pixel_format, width, height)
     data, filename = await image_from_request(request, ctx.settings.max_body_bytes)
     budget = deadline_ms or x_deadline_ms or ctx.settings.default_deadline_ms
     frame = Frame(
         data=data, deadline=time.time() + budget / 1000,
         line=line or x_line, camera=camera or x_camera, model_ref=model or x_model,
         image_name=image_name or filename, frame_id=str(frame_id or x_frame_id or ""),
+        pixels=pixels,
     )  # fmt: skip
     record = await ctx.backend.inspect(frame)
     # Serialise once ourselves: returning a Response skips FastAPI's re-validation of the

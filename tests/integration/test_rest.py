@@ -65,6 +65,29 @@ def test_inspect_raw_body_returns_record(url: str) -> None:
     assert r.headers["x-request-id"]
 
 
+def test_raw_camera_pixels_get_the_record_of_the_same_image_as_png(url: str) -> None:
+    img = defect_image(200, 160)  # grey levels only: Mono8 of it is the same picture
+    png = HTTP.post(url + "/v1/inspect", content=encode(img, "PNG"),
+                    headers={"Content-Type": "image/png"}, params={"frame_id": "f"})  # fmt: skip
+    want = {k: v for k, v in png.json().items() if k != "timing_ms"}
+    assert want["detections"]
+    raw = {"Content-Type": "application/octet-stream"}
+    size = {"width": 200, "height": 160}
+    for fmt, data in (("Mono8", img[..., 0].tobytes()), ("RGB8", img.tobytes())):
+        r = HTTP.post(url + "/v1/inspect", content=data, headers=raw,
+                      params={"pixel_format": fmt, "frame_id": "f", **size})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert {k: v for k, v in r.json().items() if k != "timing_ms"} == want, fmt
+    short = HTTP.post(url + "/v1/inspect", content=img[1:, :, 0].tobytes(), headers=raw,
+                      params={"pixel_format": "Mono8", **size})  # fmt: skip
+    assert short.status_code == 400 and "needs 32000 bytes" in short.json()["message"]
+    no_size = HTTP.post(url + "/v1/inspect", content=b"\0" * 10, headers=raw,
+                        params={"pixel_format": "Mono8"})  # fmt: skip
+    assert no_size.status_code == 400 and no_size.json()["error"] == "invalid_input"
+    stray = HTTP.post(url + "/v1/inspect", content=encode(img), headers=JPEG, params=size)
+    assert stray.status_code == 400
+
+
 def test_inspect_multipart_and_clean_frame(url: str) -> None:
     clean = encode(defect_image(box=(0, 0, 0, 0)), "PNG")
     r = HTTP.post(url + "/v1/inspect", files={"image": ("part7.png", clean, "image/png")})
