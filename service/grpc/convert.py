@@ -30,8 +30,8 @@ def lane_of(line: str, camera: str) -> str:
 def check_request(req: pb.InspectRequest) -> RawLayout | None:
     """Validate the request fields a frame is built from; raises :class:`InvalidInput`.
 
-    Returns the layout of a raw-pixel frame (its size is checked against the pixel
-    limit when it is prepared), None for an encoded image."""
+    Returns the layout of a raw-pixel frame (its buffer size and pixel limit are
+    checked when it is prepared, like an encoded image's), None for an encoded image."""
     for name, limit in _LIMITS.items():
         if len(getattr(req, name)) > limit:
             raise InvalidInput(f"{name} is longer than {limit} characters")
@@ -50,15 +50,9 @@ def check_request(req: pb.InspectRequest) -> RawLayout | None:
         if req.width or req.height:
             raise InvalidInput("width and height are only for raw pixels (Mono8, RGB8, BGR8)")
         return None
-    layout = RawLayout(req.width, req.height, raw)
-    if not (layout.width and layout.height):
+    if not (req.width and req.height):
         raise InvalidImage(f"a {req.encoding} frame needs its width and height")
-    if len(req.image) != layout.nbytes:
-        raise InvalidImage(
-            f"{req.encoding} {layout.width}x{layout.height} needs {layout.nbytes} bytes, "
-            f"got {len(req.image)}"
-        )
-    return layout
+    return RawLayout(req.width, req.height, raw)  # buffer size: checked when prepared
 
 
 def frame_from_request(
