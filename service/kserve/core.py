@@ -8,6 +8,9 @@ alias). Tensors:
   * ``image_bytes`` BYTES ``[N]`` (or ``[N,1]``): encoded images, one element each.
   * ``image_tensor`` FP32 ``[N,3,S,S]``: images already letterboxed to the model's
     input size, RGB, values 0..1; boxes are then in input pixels.
+  * ``image_pixels`` UINT8 ``[N,H,W,C]``: raw camera pixels, ``C`` 1 (greyscale) or 3
+    (RGB), any size (the Triton idiom for images); letterboxed by the server like an
+    encoded image, boxes in these pixels.
 * outputs, ``K`` = the most detections any image of the request has
   * ``boxes`` FP32 ``[N,K,4]``: xyxy in original-image pixels, zero padding.
   * ``scores`` FP32 ``[N,K]``, zero padding.
@@ -28,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from models.processing import RawLayout
 from service.api.context import AppContext
 from service.errors import InvalidInput, LineInspectError
 from service.frames import Frame
@@ -38,7 +42,8 @@ from service.registry import ModelRef
 SERVER_NAME = "lineinspect"
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data", "model_configuration")
-INPUT_BYTES, INPUT_TENSOR = "image_bytes", "image_tensor"
+INPUT_BYTES, INPUT_TENSOR, INPUT_PIXELS = "image_bytes", "image_tensor", "image_pixels"
+INPUTS = (INPUT_BYTES, INPUT_TENSOR, INPUT_PIXELS)
 OUTPUTS = {"boxes": "FP32", "scores": "FP32", "class_ids": "INT64", "count": "INT32"}
 _OUTPUT_SHAPES = {"boxes": [-1, -1, 4], "scores": [-1, -1], "class_ids": [-1, -1], "count": [-1]}
 
@@ -116,6 +121,7 @@ class KServeCore:
             inputs=[
                 TensorSpec(INPUT_BYTES, "BYTES", [-1]),
                 TensorSpec(INPUT_TENSOR, "FP32", [-1, 3, size, size]),
+                TensorSpec(INPUT_PIXELS, "UINT8", [-1, -1, -1, -1]),
             ],
             outputs=[TensorSpec(n, dt, _OUTPUT_SHAPES[n]) for n, dt in OUTPUTS.items()],
         )
@@ -125,7 +131,7 @@ class KServeCore:
         dimension is part of every shape)."""
         meta = self.metadata(name, version)
         to_type = {"BYTES": "TYPE_STRING", "FP32": "TYPE_FP32"}
-        to_type |= {"INT64": "TYPE_INT64", "INT32": "TYPE_INT32"}
+        to_type |= {"INT64": "TYPE_INT64", "INT32": "TYPE_INT32", "UINT8": "TYPE_UINT8"}
 
         def entry(t: TensorSpec) -> dict[str, Any]:
             return {"name": t.name, "data_type": to_type[t.datatype], "dims": t.shape}
@@ -169,10 +175,8 @@ class KServeCore:
         """Inspect every image of the request; outputs in ``requested`` order (default all)."""
         ref = model_ref(name, version)
         names = [t.name for t in inputs]
-        if len(inputs) != 1 or names[0] not in (INPUT_BYTES, INPUT_TENSOR):
-            raise InvalidInput(
-                f"send exactly one input, {INPUT_BYTES!r} or {INPUT_TENSOR!r}; got {names}"
-            )
+        if len(inputs) != 1 or names[0] not in INPUTS:
+            raise InvalidInput(f"send exactly one input of {list(INPUTS)}; got {names}")
         wanted = list(requested or OUTPUTS)
         unknown = [n for n in wanted if n not in OUTPUTS]
         if unknown:
@@ -194,8 +198,8 @@ class KServeCore:
         if not 1 <= n <= limit:
             raise InvalidInput(f"input {t.name!r}: batch of {n} images, expected 1..{limit}")
 
-        def frame(i: int, data: bytes = b"") -> Frame:
-            f = Frame(data=data, deadline=deadline, model_ref=ref)
+        def frame(i: int, data: bytes = b"", pixels: RawLayout | None = None) -> Frame:
+            f = Frame(data=data, deadline=deadline, model_ref=ref, pixels=pixels)
             if rid:
                 f.frame_id = f"{rid}:{i}"
             return f
@@ -208,6 +212,18 @@ class KServeCore:
             ):
                 raise InvalidInput(f"{INPUT_BYTES!r} must be BYTES of shape [N] or [N,1]")
             return [self.ctx.backend.inspect(frame(i, e)) for i, e in enumerate(t.data)]
+        if t.name == INPUT_PIXELS:
+            if (
+                t.datatype != "UINT8"
+                or len(t.shape) != 4
+                or t.shape[3] not in (1, 3)
+                or isinstance(t.data, list)
+            ):
+                raise InvalidInput(f"{INPUT_PIXELS!r} must be UINT8 of shape [N,H,W,1|3]")
+            h, w, c = t.shape[1:]
+            px = RawLayout(w, h, "mono8" if c == 1 else "rgb8")
+            img = np.ascontiguousarray(t.data, dtype=np.uint8)
+            return [self.ctx.backend.inspect(frame(i, img[i].tobytes(), px)) for i in range(n)]
         backend = self.ctx.backend
         if not isinstance(backend, TensorBackend):
             raise InvalidInput(

@@ -110,13 +110,34 @@ def test_fp32_preprocessed_input(served: Served, module: Any) -> None:
     assert_same_as_rest(client.infer("tiny", [inp]), rest_records(served), input_boxes=True)
 
 
+@pytest.mark.parametrize("module", [tgrpc, thttp], ids=["grpc", "http"])
+def test_uint8_pixel_input_matches_rest(served: Served, module: Any) -> None:
+    """Raw pixels the Triton way: UINT8 [N,H,W,C], greyscale or RGB, any size."""
+    target = served.target if module is tgrpc else served.url.removeprefix("http://")
+    client = module.InferenceServerClient(target)
+    img = defect_image()  # grey levels only: C=1 and C=3 are the same picture
+    records = [
+        HTTP.post(served.url + "/v1/inspect", content=encode(img, "PNG"),
+                  headers={"Content-Type": "image/png"}).json()
+    ] * 2  # fmt: skip
+    for batch in (np.stack([img, img]), np.stack([img[..., :1], img[..., :1]])):
+        inp = module.InferInput("image_pixels", list(batch.shape), "UINT8")
+        inp.set_data_from_numpy(batch)
+        assert_same_as_rest(client.infer("tiny", [inp]), records)
+    bad = module.InferInput("image_pixels", [1, 160, 200, 2], "UINT8")
+    bad.set_data_from_numpy(np.zeros((1, 160, 200, 2), np.uint8))
+    with pytest.raises(InferenceServerException, match="UINT8 of shape"):
+        client.infer("tiny", [bad])
+
+
 def test_metadata_config_and_server_endpoints(served: Served) -> None:
     g = tgrpc.InferenceServerClient(served.target)
     h = thttp.InferenceServerClient(served.url.removeprefix("http://"))
     meta = h.get_model_metadata("tiny")
     assert meta["versions"] == ["1", "2"] and meta["platform"] == "onnxruntime_onnx"
-    assert [i["name"] for i in meta["inputs"]] == ["image_bytes", "image_tensor"]
+    assert [i["name"] for i in meta["inputs"]] == ["image_bytes", "image_tensor", "image_pixels"]
     assert meta["inputs"][1]["shape"] == [-1, 3, 64, 64]
+    assert meta["inputs"][2]["datatype"] == "UINT8"
     assert [o["name"] for o in meta["outputs"]] == ["boxes", "scores", "class_ids", "count"]
     gmeta = g.get_model_metadata("tiny", as_json=True)
     assert [o["name"] for o in gmeta["outputs"]] == ["boxes", "scores", "class_ids", "count"]
