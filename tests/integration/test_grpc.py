@@ -83,6 +83,11 @@ def test_raw_camera_pixels_get_the_record_of_the_same_image_encoded(served: Serv
         )
         got = record_from_proto(stub.Inspect(req).record).model_dump(exclude={"timing_ms"})
         assert got == want, enc
+    over = pb.InspectRequest(image=bytes(700 * 500), encoding="Mono8", width=700, height=500)
+    with pytest.raises(grpc.RpcError) as err:  # 350k pixels > max_pixels, before any work
+        stub.Inspect(over)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(err.value.trailing_metadata())["lineinspect-error"] == "payload_too_large"
     # In a stream, a raw frame whose buffer does not match its size fails alone.
     mono = {"image": raw["Mono8"], "encoding": "Mono8", "width": w}
     reqs = [

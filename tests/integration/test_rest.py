@@ -78,6 +78,17 @@ def test_raw_camera_pixels_get_the_record_of_the_same_image_as_png(url: str) -> 
                       params={"pixel_format": fmt, "frame_id": "f", **size})  # fmt: skip
         assert r.status_code == 200, r.text
         assert {k: v for k, v in r.json().items() if k != "timing_ms"} == want, fmt
+    # Past 640x480 a raw frame is prepared on the decode threads instead of the loop.
+    big = defect_image(800, 640, (160, 160, 360, 400))
+    png = HTTP.post(url + "/v1/inspect", content=encode(big, "PNG"),
+                    headers={"Content-Type": "image/png"}, params={"frame_id": "f"})  # fmt: skip
+    big_size = {"pixel_format": "Mono8", "width": 800, "height": 640, "frame_id": "f"}
+    r = HTTP.post(url + "/v1/inspect", content=big[..., 0].tobytes(), headers=raw,
+                  params=big_size)  # fmt: skip
+    assert r.status_code == 200 and r.json()["detections"]
+    assert {k: v for k, v in r.json().items() if k != "timing_ms"} == {
+        k: v for k, v in png.json().items() if k != "timing_ms"
+    }
     short = HTTP.post(url + "/v1/inspect", content=img[1:, :, 0].tobytes(), headers=raw,
                       params={"pixel_format": "Mono8", **size})  # fmt: skip
     assert short.status_code == 400 and "needs 32000 bytes" in short.json()["message"]
