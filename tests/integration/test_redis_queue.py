@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import signal
 import threading
 import time
 import uuid
@@ -152,7 +153,17 @@ def test_worker_killed_under_load_loses_nothing(tmp_path: Path, redis_server: Re
         cf.ThreadPoolExecutor(16) as pool,
     ):
         futures = [pool.submit(post, url, 60_000) for _ in range(96)]
-        wait_until(lambda: sum(f.done() for f in futures) >= 8 and pending_of("w0") > 0, timeout=60)
+
+        def frozen_holding_frames() -> bool:
+            # Freeze the victim before reading its pending entries: a running victim can
+            # ack them between the read and the kill, and then nothing is left to reclaim.
+            victim.proc.send_signal(signal.SIGSTOP)
+            if sum(f.done() for f in futures) >= 8 and pending_of("w0") > 0:
+                return True
+            victim.proc.send_signal(signal.SIGCONT)
+            return False
+
+        wait_until(frozen_holding_frames, timeout=60)
         victim.kill()
         res = [f.result() for f in futures]
         codes = [r.status_code for r, _, _ in res]
