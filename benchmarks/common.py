@@ -105,12 +105,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(registry: Path, ref: str, extra: list[str], env: dict[str, str]) -> Iterator[str]:
-    """Run ``lineinspect serve`` as a separate process; yield its URL once ready."""
+def served(
+    registry: Path, ref: str, extra: list[str], env: dict[str, str], cpus: set[int] | None = None
+) -> Iterator[str]:
+    """Run ``lineinspect serve`` as a separate process (restricted to ``cpus`` if given,
+    before it starts a thread); yield its URL once ready."""
     port = free_port()
     cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(registry)]
     cmd += ["--model", ref, "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=REPO)
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=REPO, preexec_fn=pin)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

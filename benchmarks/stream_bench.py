@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.stream_bench [--model neu-det-student] [--onnx FILE]
         [--cameras 4] [--seconds 10] [--rounds 3] [--flood]
-        [--encoding jpeg [mono8 rgb8]]
+        [--encoding jpeg [mono8 rgb8]] [--server-cpus 1 [--inference-threads 1]]
 
 The server is ``lineinspect serve --grpc-port N`` in its own process (as deployed);
 the camera clients are ``grpc.aio`` streams in this process, each keeping ``--window``
@@ -15,6 +15,11 @@ often the faster one on small machines). Both are ceilings; the service must als
 gRPC, decode, letterbox, post-process and answer on the same cores. Rounds alternate
 raw and streaming so background load hits both alike; the report gives every round,
 and the server's CPU per frame by thread (inference, decode, the event loop).
+
+By default everything shares every core, cameras included. ``--server-cpus`` gives the
+server and both raw references (measured in a child process, ``benchmarks.raw_ref``)
+the same cores and the camera clients the rest: the deployed topology, where cameras
+are other machines, scaled down to one host.
 """
 
 from __future__ import annotations
@@ -44,9 +49,19 @@ from benchmarks.common import (
     sample_jpeg,
     served,
 )
+from benchmarks.raw_ref import measure_pinned
 from service.config import BUNDLED_REGISTRY
 from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
 from service.registry import Registry
+
+
+def cpu_list(text: str) -> set[int]:
+    """``1``, ``0,2`` or ``2-7`` → a set of core ids."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def registry_for(args: argparse.Namespace) -> tuple[Path, str, str]:
@@ -255,6 +270,12 @@ def main() -> None:
     ap.add_argument("--max-delay-ms", type=float, default=2)
     ap.add_argument("--in-flight", type=int, default=8, help="server grpc_stream_in_flight")
     ap.add_argument("--intra-op-threads", type=int, default=0)
+    ap.add_argument("--inference-threads", type=int, help="server inference_threads")
+    ap.add_argument(
+        "--server-cpus", type=cpu_list,
+        help="pin the server and the raw references to these cores (e.g. 1 or 2-7) and the "
+        "camera clients to the others: cameras are other machines in production",
+    )  # fmt: skip
     ap.add_argument(
         "--image", type=Path, help="JPEG to send (default: a NEU-DET image or synthetic)"
     )
@@ -267,7 +288,15 @@ def main() -> None:
 
     registry, ref, what = registry_for(args)
     image, image_name = (args.image.read_bytes(), args.image.name) if args.image else sample_jpeg()
-    session = load_session(registry, ref, args.intra_op_threads)
+    if args.server_cpus:
+        clients = os.sched_getaffinity(0) - args.server_cpus
+        if not clients or not args.server_cpus <= os.sched_getaffinity(0):
+            ap.error(f"--server-cpus must be a proper subset of {sorted(os.sched_getaffinity(0))}")
+        os.sched_setaffinity(0, clients)  # before gRPC starts its threads: they inherit it
+        image_file = Path(tempfile.mkdtemp(prefix="stream-bench-")) / image_name
+        image_file.write_bytes(image)
+    else:
+        session = load_session(registry, ref, args.intra_op_threads)
     settings = {
         "max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms,
         "grpc_stream_in_flight": args.in_flight, "grpc_stream_buffer": max(64, args.in_flight),
@@ -276,17 +305,26 @@ def main() -> None:
     }  # fmt: skip
     if args.window_bytes:
         settings["grpc_stream_window_bytes"] = args.window_bytes
+    if args.inference_threads:
+        settings["inference_threads"] = args.inference_threads
     env = {f"LINEINSPECT_{k.upper()}": str(v) for k, v in settings.items()}
     requests = {enc: camera_request(image, enc) for enc in args.encoding}
     gport = free_port()
     rounds: dict[str, list[dict[str, Any]]] = {enc: [] for enc in args.encoding}
-    with served(registry, ref, ["--grpc-port", str(gport)], env) as url:
+    with served(registry, ref, ["--grpc-port", str(gport)], env, args.server_cpus) as url:
         pid = server_pid()
         for _ in range(args.rounds):
-            c0 = cpu_seconds()
-            raw = raw_throughput(session, image, args.max_batch, args.seconds)
-            raw_cpu = cpu_seconds() - c0
-            par = parallel_throughput(registry, ref, image, args.max_batch, args.seconds)
+            if args.server_cpus:  # in a child on the server's cores
+                ref_ = measure_pinned(
+                    args.server_cpus, registry, ref, image_file, args.max_batch, args.seconds
+                )
+                raw, raw_cpu = {"images_per_s": ref_["images_per_s"]}, ref_["cpu_s"]
+                par = {"images_per_s": ref_["par_images_per_s"]}
+            else:
+                c0 = cpu_seconds()
+                raw = raw_throughput(session, image, args.max_batch, args.seconds)
+                raw_cpu = cpu_seconds() - c0
+                par = parallel_throughput(registry, ref, image, args.max_batch, args.seconds)
             for enc, request in requests.items():  # each encoding against this round's raw
                 b0 = batch_stats(url)
                 st = asyncio.run(stream_round(f"127.0.0.1:{gport}", request, args, pid))
@@ -319,8 +357,12 @@ COLUMNS = {
 def report(rounds: list[dict[str, Any]], args: argparse.Namespace, what: str) -> None:
     """Print the rounds as a markdown table, the medians, and JSON."""
     mode = "flood" if args.flood else f"window {args.window}"
+    cores = "every core shared" if not args.server_cpus else (
+        f"server + raw ORT on cores {sorted(args.server_cpus)}, "
+        f"cameras on {sorted(os.sched_getaffinity(0))}"
+    )  # fmt: skip
     print(f"\nmodel: {what}\n{args.cameras} cameras, {mode}; max_batch {args.max_batch}, "
-          f"max_delay {args.max_delay_ms} ms, in-flight {args.in_flight}\n")  # fmt: skip
+          f"max_delay {args.max_delay_ms} ms, in-flight {args.in_flight}; {cores}\n")  # fmt: skip
     print("| round | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for i, r in enumerate(rounds, 1):
