@@ -4,8 +4,8 @@
         --image crazing_10.jpg --batch 8 --seconds 8
 
 Prints one JSON object: ``session.run`` alone with ORT's defaults, its intra-op pool
-sized to the usable cores (``images_per_s``; ``cpu_s``, this process's CPU seconds over
-that loop), and one single-threaded ``run`` per usable core at once
+sized to the usable cores (``images_per_s``; ``cpu_s`` and ``seconds``, this process's CPU
+and wall seconds over that loop), and one single-threaded ``run`` per usable core at once
 (``par_images_per_s``). ``stream_bench --server-cpus`` starts it pinned to the server's
 cores, so the references and the server get the same cores while the camera clients run
 on the others. ORT's thread pools are created inside this process, so they inherit its
@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from benchmarks.common import REPO, load_session, parallel_throughput, raw_throughput
@@ -31,17 +30,9 @@ def measure(registry: Path, ref: str, image: bytes, batch: int, seconds: float) 
     # ORT's default thread count pins its intra-op threads to every core of the machine,
     # escaping this process's affinity: size the pool to the allowed cores explicitly.
     session = load_session(registry, ref, intra_op_threads=len(os.sched_getaffinity(0)))
-    c0 = time.process_time()
     raw = raw_throughput(session, image, batch, seconds)
-    cpu = time.process_time() - c0
     par = parallel_throughput(registry, ref, image, batch, seconds)
-    return {
-        "images_per_s": raw["images_per_s"],
-        "cpu_s": cpu,
-        "seconds": seconds,
-        "par_images_per_s": par["images_per_s"],
-        "cores": float(len(os.sched_getaffinity(0))),
-    }
+    return {**raw, "par_images_per_s": par["images_per_s"]}
 
 
 def measure_pinned(
