@@ -10,6 +10,8 @@ blocking the event loop.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -38,9 +40,31 @@ class BatchItem:
     size: tuple[int, int]  # original (width, height)
     deadline: float  # time.monotonic() seconds
     future: Future[Detections] = field(default_factory=Future)
+    # An asyncio caller's wake-up, set once ``future`` is settled: see :func:`wake`.
+    waiter: asyncio.Future[None] | None = None
     enqueued: float = field(default_factory=time.monotonic)
     queue_wait: float = 0.0
     inference_time: float = 0.0
+
+
+def _release(waiters: list[asyncio.Future[None]]) -> None:
+    for w in waiters:
+        if not w.done():  # a caller that timed out has cancelled its own
+            w.set_result(None)
+
+
+def wake(items: Sequence[BatchItem]) -> None:
+    """Wake the asyncio callers of settled ``items``: one ``call_soon_threadsafe`` per
+    event loop and batch. ``asyncio.wrap_future`` would cost one per frame, each a
+    self-pipe write that wakes the loop while this thread still holds the GIL for the
+    rest of the batch (docs/benchmarks.md, session 7)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for item in items:
+        if item.waiter is not None:
+            by_loop.setdefault(item.waiter.get_loop(), []).append(item.waiter)
+    for loop, waiters in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits on it
+            loop.call_soon_threadsafe(_release, waiters)
 
 
 FALLBACK_SCORE_THRESHOLD = 0.25  # for models whose card recommends none
@@ -164,16 +188,17 @@ class Batcher:
             batch = self._take_batch()
             if batch is None:
                 return
-            live = self._runnable(batch)
-            if not live:
-                continue
             try:
-                self._run(live)
+                live = self._runnable(batch)
+                if live:
+                    self._run(live)
             except Exception as exc:  # a model failure must fail these frames, not the thread
-                log.exception("batch of %d failed on %s", len(live), self._label)
-                for item in live:
+                log.exception("batch of %d failed on %s", len(batch), self._label)
+                for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
+            finally:
+                wake(batch)
 
     def _run(self, live: list[BatchItem]) -> None:
         x = batch_inputs([it.tensor for it in live])

@@ -131,17 +131,19 @@ class Inspector:
             else:
                 tensor, info, size = _as_input(pre, spec.imgsz)
             remaining = frame.remaining()
-            item = BatchItem(tensor, info, size, deadline=time.monotonic() + remaining)
+            waiter = loop.create_future()  # woken once per batch (batcher.wake)
+            item = BatchItem(tensor, info, size, time.monotonic() + remaining, waiter=waiter)
             future = runner.batcher.submit(item)
             try:
                 async with asyncio.timeout(max(remaining, 0.0)):  # lighter than wait_for
-                    dets = await asyncio.wrap_future(future)
+                    await waiter
             except TimeoutError:
                 future.cancel()  # never run it if it is still queued
                 self.metrics.dropped.labels("deadline").inc()
                 raise DeadlineExceeded(
                     f"no result within the deadline ({remaining * 1000:.0f} ms)"
                 ) from None
+            dets = future.result()  # settled before its waiter was woken
         finally:
             self.manager.release(runner)
         v = runner.version

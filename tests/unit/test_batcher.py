@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import wait
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,3 +101,56 @@ def test_score_threshold_precedence() -> None:
     assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.25, 0.7])  # fallback
     cfg = PostprocessConfig.for_classes(names, 0.3, {}, 0.5, 10, card=card)
     assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.3, 0.3])  # configured wins
+
+
+class FailingSession(GatedSession):
+    def run(self, x: np.ndarray) -> np.ndarray:
+        super().run(x)
+        raise RuntimeError("model exploded")
+
+
+@pytest.mark.parametrize("session_cls", [GatedSession, FailingSession])
+def test_asyncio_callers_are_woken_once_per_batch(session_cls: type[GatedSession]) -> None:
+    """A batch of frames from one event loop costs that loop one thread-safe wake-up
+    (not one per frame), and every waiter wakes with its future already settled, also
+    when the model fails."""
+    loop = asyncio.new_event_loop()
+    wakeups = 0
+    original = loop.call_soon_threadsafe
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return original(*args, **kw)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    s = session_cls()
+    b = make(s, max_batch=8, max_delay_s=0.0)
+
+    async def scenario() -> list[BatchItem]:
+        first = item()
+        first.waiter = loop.create_future()
+        b.submit(first)
+        assert await loop.run_in_executor(None, s.started.wait, 5)
+        rest = [item() for _ in range(7)]
+        for it in rest:
+            it.waiter = loop.create_future()
+            b.submit(it)
+        s.gate.set()
+        for it in [first, *rest]:
+            await asyncio.wait_for(it.waiter, 10)  # type: ignore[arg-type]
+            assert it.future.done()
+        return [first, *rest]
+
+    try:
+        before = wakeups  # run_in_executor's own hand-back counts too: measure around it
+        items = loop.run_until_complete(scenario())
+    finally:
+        b.close()
+        loop.close()
+    assert s.batches == [1, 7]
+    assert wakeups - before == 2 + 1  # one per batch, plus the executor's hand-back
+    if session_cls is FailingSession:
+        assert all(isinstance(it.future.exception(), RuntimeError) for it in items)
+    else:
+        assert all(len(it.future.result()) == 0 for it in items)
