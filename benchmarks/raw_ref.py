@@ -1,7 +1,7 @@
 """Raw ONNX Runtime references in a process of their own, on chosen cores.
 
     .venv/bin/python -m benchmarks.raw_ref --registry registry --model neu-det-student \
-        --image crazing_10.jpg --batch 8 --seconds 8
+        --batch 8 --seconds 8 < crazing_10.jpg
 
 Prints one JSON object: ``session.run`` alone with ORT's defaults, its intra-op pool
 sized to the usable cores (``images_per_s``; ``cpu_s`` and ``seconds``, this process's CPU
@@ -36,17 +36,16 @@ def measure(registry: Path, ref: str, image: bytes, batch: int, seconds: float) 
 
 
 def measure_pinned(
-    cpus: set[int], registry: Path, ref: str, image: Path, batch: int, seconds: float
+    cpus: set[int], registry: Path, ref: str, image: bytes, batch: int, seconds: float
 ) -> dict[str, float]:
-    """:func:`measure` in a child process restricted to ``cpus``."""
+    """:func:`measure` in a child process restricted to ``cpus`` (the image on its stdin)."""
     cmd = [sys.executable, "-m", "benchmarks.raw_ref", "--registry", str(registry),
-           "--model", ref, "--image", str(image), "--batch", str(batch),
-           "--seconds", str(seconds)]  # fmt: skip
+           "--model", ref, "--batch", str(batch), "--seconds", str(seconds)]  # fmt: skip
     out = subprocess.run(
-        cmd, cwd=REPO, check=True, capture_output=True, text=True,
+        cmd, cwd=REPO, check=True, input=image, capture_output=True,
         preexec_fn=lambda: os.sched_setaffinity(0, cpus),
     )  # fmt: skip
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.decode().strip().splitlines()[-1])
     return result
 
 
@@ -55,11 +54,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--registry", type=Path, required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--image", type=Path, required=True)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=8)
     args = ap.parse_args()
-    res = measure(args.registry, args.model, args.image.read_bytes(), args.batch, args.seconds)
+    image = sys.stdin.buffer.read()  # the encoded image the stream benchmark sends
+    res = measure(args.registry, args.model, image, args.batch, args.seconds)
     sys.stdout.write(json.dumps(res) + "\n")
 
 

@@ -293,8 +293,6 @@ def main() -> None:
         if not clients or not args.server_cpus <= os.sched_getaffinity(0):
             ap.error(f"--server-cpus must be a proper subset of {sorted(os.sched_getaffinity(0))}")
         os.sched_setaffinity(0, clients)  # before gRPC starts its threads: they inherit it
-        image_file = Path(tempfile.mkdtemp(prefix="stream-bench-")) / image_name
-        image_file.write_bytes(image)
     else:
         session = load_session(registry, ref, args.intra_op_threads)
     settings = {
@@ -316,7 +314,7 @@ def main() -> None:
         for _ in range(args.rounds):
             if args.server_cpus:  # in a child on the server's cores
                 raw = measure_pinned(
-                    args.server_cpus, registry, ref, image_file, args.max_batch, args.seconds
+                    args.server_cpus, registry, ref, image, args.max_batch, args.seconds
                 )
                 par = {"images_per_s": raw["par_images_per_s"]}
             else:
