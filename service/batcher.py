@@ -4,8 +4,8 @@ Frames from all clients queue here; an inference thread takes up to ``max_batch`
 frames, waiting at most ``max_delay`` after the first one, runs them as one batch and
 post-processes them. The queue is bounded (full → :class:`QueueFull`), expired frames
 are never run (→ :class:`DeadlineExceeded`), and cancelled frames are skipped. Results
-travel through ``concurrent.futures.Future`` so asyncio callers await them without
-blocking the event loop.
+travel through ``concurrent.futures.Future``; asyncio callers also hand in a waiter that
+:func:`wake` resolves once per batch, so they await without blocking the event loop.
 """
 
 from __future__ import annotations
