@@ -140,6 +140,13 @@ def test_two_workers_answer_every_frame(tmp_path: Path, redis_server: RedisServe
 
 
 def test_worker_killed_under_load_loses_nothing(tmp_path: Path, redis_server: RedisServer) -> None:
+    """A worker dies holding frames mid-load; a replacement reclaims them and every request
+    is answered once.
+
+    The victim is the only consumer until it is killed: with a second live worker the two
+    steal each other's slow frames (reclaim idle < batch time here), so whether the victim
+    holds anything at the kill became a matter of timing, and the test flaked both ways.
+    """
     reg = make_registry(tmp_path, extra_cost=120)
     client = redis_server.client()
 
@@ -148,31 +155,33 @@ def test_worker_killed_under_load_loses_nothing(tmp_path: Path, redis_server: Re
         return sum(c["pending"] for c in info["consumers"] if c["name"] == name.encode())
 
     with (
-        run_workers(2, reg, redis_server.url, tmp_path, **WORKER_ENV) as (victim, survivor),
         serve_app(create_app(api_settings(reg, redis_server))) as url,
         cf.ThreadPoolExecutor(16) as pool,
     ):
-        futures = [pool.submit(post, url, 60_000) for _ in range(96)]
+        with run_workers(1, reg, redis_server.url, tmp_path, **WORKER_ENV) as (victim,):
+            futures = [pool.submit(post, url, 60_000) for _ in range(96)]
 
-        def frozen_holding_frames() -> bool:
-            # Freeze the victim before reading its pending entries: a running victim can
-            # ack them between the read and the kill, and then nothing is left to reclaim.
-            victim.proc.send_signal(signal.SIGSTOP)
-            if sum(f.done() for f in futures) >= 8 and pending_of("w0") > 0:
-                return True
-            victim.proc.send_signal(signal.SIGCONT)
-            return False
+            def frozen_holding_frames() -> bool:
+                # Freeze before reading: a running victim could ack between read and kill.
+                victim.proc.send_signal(signal.SIGSTOP)
+                if sum(f.done() for f in futures) >= 8 and pending_of("w0") > 0:
+                    return True
+                victim.proc.send_signal(signal.SIGCONT)
+                return False
 
-        wait_until(frozen_holding_frames, timeout=60)
-        victim.kill()
-        res = [f.result() for f in futures]
-        codes = [r.status_code for r, _, _ in res]
-        assert codes == [200] * 96, [r.text for r, _, _ in res if r.status_code != 200][:3]
-        assert all(r.json()["frame_id"] == fid for r, _, fid in res)
-        assert total(survivor.url, "lineinspect_queue_reclaimed_frames_total") >= 1
-        rids = result_rids(redis_server)
-        assert len(rids) == 96 == len(set(rids))
-        wait_until(lambda: client.xlen(KEYS.frames) == 0)
+            wait_until(frozen_holding_frames, timeout=60)
+            held = pending_of("w0")
+            victim.kill()
+        assert held > 0 and sum(f.done() for f in futures) < 96
+        with run_workers(1, reg, redis_server.url, tmp_path, first=1, **WORKER_ENV) as (survivor,):
+            res = [f.result() for f in futures]
+            codes = [r.status_code for r, _, _ in res]
+            assert codes == [200] * 96, [r.text for r, _, _ in res if r.status_code != 200][:3]
+            assert all(r.json()["frame_id"] == fid for r, _, fid in res)
+            assert total(survivor.url, "lineinspect_queue_reclaimed_frames_total") >= held
+            rids = result_rids(redis_server)
+            assert len(rids) == 96 == len(set(rids))
+            wait_until(lambda: client.xlen(KEYS.frames) == 0)
 
 
 def test_redis_restart_under_load(tmp_path: Path, redis_server: RedisServer) -> None:

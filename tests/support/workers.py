@@ -72,10 +72,13 @@ class WorkerProcess:
 
 @contextmanager
 def run_workers(
-    n: int, registry: Path, redis_url: str, log_dir: Path, **settings: object
+    n: int, registry: Path, redis_url: str, log_dir: Path, first: int = 0, **settings: object
 ) -> Iterator[list[WorkerProcess]]:
-    """Start ``n`` workers at once, wait until each is ready, stop them all at the end."""
-    workers = [WorkerProcess(f"w{i}", registry, redis_url, log_dir, **settings) for i in range(n)]
+    """Start ``n`` workers at once (consumers ``w{first}``, ``w{first+1}``, ...), wait until
+    each is ready, stop them all at the end."""
+    workers = [
+        WorkerProcess(f"w{first + i}", registry, redis_url, log_dir, **settings) for i in range(n)
+    ]
     try:
         for w in workers:
             wait_until(w.is_ready, timeout=90, interval=0.05)
