@@ -100,8 +100,11 @@ def api(tmp_path: Path, redis_server: RedisServer) -> Iterator[str]:
 
 def test_two_workers_answer_every_frame(tmp_path: Path, redis_server: RedisServer) -> None:
     reg = make_registry(tmp_path, extra_cost=20)
+    # Nobody dies here: a long reclaim idle keeps a slow (loaded) worker's frames its own,
+    # so the per-worker counts below add up to exactly 80.
+    env = {**WORKER_ENV, "redis_reclaim_idle_ms": 30_000}
     with (
-        run_workers(2, reg, redis_server.url, tmp_path, **WORKER_ENV) as workers,
+        run_workers(2, reg, redis_server.url, tmp_path, **env) as workers,
         serve_app(create_app(api_settings(reg, redis_server))) as url,
     ):
         lines = ["L1", "L2"]
