@@ -214,7 +214,7 @@ def predict(
     """Inspect SOURCE (image, directory or glob) offline; write one record per image."""
     from service.batcher import PostprocessConfig
     from service.engine import ModelSession
-    from service.predict import expand_source, predict_files
+    from service.predict import Unreadable, expand_source, predict_files
 
     s = _settings(config, registry_root=registry_root, score_threshold=score_threshold)
     paths = expand_source(source)
@@ -229,16 +229,15 @@ def predict(
             session.spec.class_names, s.score_threshold, s.class_thresholds,
             s.iou_threshold, s.max_detections, card=mv.card,
         )  # fmt: skip
-        records = []
+        records, unreadable = [], []
         with click.progressbar(paths, label="predict", file=sys.stderr) as bar:
             for i in range(0, len(paths), batch):
                 chunk = paths[i : i + batch]
-                records += [
-                    r.model_dump()
-                    for r in predict_files(
-                        session, chunk, post, s.max_pixels, batch, s.fail_classes
-                    )
-                ]
+                for r in predict_files(session, chunk, post, s.max_pixels, batch, s.fail_classes):
+                    if isinstance(r, Unreadable):
+                        unreadable.append(r)
+                    else:
+                        records.append(r.model_dump())
                 bar.update(len(chunk))
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
@@ -248,6 +247,12 @@ def predict(
     else:
         out.write_text(text + "\n")
         click.echo(f"wrote {len(records)} records to {out}", err=True)
+    # One bad file must not cost the others their records: they are written first, then
+    # the run fails so that a script notices what was left out.
+    for u in unreadable:
+        click.echo(f"skipped {u.path}: {u.reason}", err=True)
+    if unreadable:
+        raise click.ClickException(f"{len(unreadable)} of {len(paths)} images could not be read")
 
 
 @main.group()

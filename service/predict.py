@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import glob
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.processing import batch_inputs, postprocess, verdict
 from service.batcher import PostprocessConfig
 from service.engine import ModelSession
+from service.errors import LineInspectError
 from service.inspector import fail_class_ids, prepare
 from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
 
@@ -32,27 +35,61 @@ def _chunks(paths: list[Path], n: int) -> Iterator[list[Path]]:
         yield paths[i : i + n]
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An image ``predict`` could not inspect, and why (the run goes on without it)."""
+
+    path: Path
+    reason: str
+
+
 def predict_files(
     session: ModelSession, paths: list[Path], post: PostprocessConfig, max_pixels: int,
     batch: int = 8, fail_classes: list[str] | None = None,
-) -> Iterator[DetectionRecord]:  # fmt: skip
-    """Yield one detection record per image (raises on an unreadable image)."""
+) -> Iterator[DetectionRecord | Unreadable]:  # fmt: skip
+    """Yield one detection record per image, or :class:`Unreadable` for one that cannot be
+    read or decoded.
+
+    Timing is measured as the server measures it: ``inference`` is the batch's model run,
+    ``total`` this image's read, decode and letterbox plus its batch's run and
+    post-processing; ``queue`` is 0 (nothing queues offline).
+    """
     spec, v = session.spec, session.version
     fail_ids = fail_class_ids(
         spec.class_names, None if fail_classes is None else tuple(fail_classes)
     )
     for chunk in _chunks(paths, batch):
-        prepared = [prepare(p.read_bytes(), spec.imgsz, max_pixels) for p in chunk]
+        ok, prepared, own_s = [], [], []
+        for p in chunk:
+            t0 = time.perf_counter()
+            try:
+                prepared.append(prepare(p.read_bytes(), spec.imgsz, max_pixels))
+            except LineInspectError as exc:
+                yield Unreadable(p, exc.message)
+                continue
+            except OSError as exc:
+                yield Unreadable(p, exc.strerror or str(exc))
+                continue
+            ok.append(p)
+            own_s.append(time.perf_counter() - t0)
+        if not ok:
+            continue
+        t0 = time.perf_counter()
         raw = session.run(batch_inputs([t for t, _, _ in prepared]))
+        run_s = time.perf_counter() - t0
         dets = postprocess(
             raw, spec, [i for _, i, _ in prepared], [s for _, _, s in prepared],
             post.conf_thr, post.iou_thr, post.max_det,
         )  # fmt: skip
-        for path, det in zip(chunk, dets, strict=True):
+        batch_s = time.perf_counter() - t0
+        for path, det, own in zip(ok, dets, own_s, strict=True):
             yield DetectionRecord(
                 image=path.name, frame_id=uuid.uuid4().hex, line=None, camera=None,
                 model=ModelInfo(name=v.name, version=v.version, role=v.role),
                 verdict=verdict(det, fail_ids),
                 detections=detections_to_list(det, spec.class_names),
-                timing_ms=Timing(queue=0.0, inference=0.0, total=0.0),
+                timing_ms=Timing(
+                    queue=0.0, inference=round(run_s * 1000, 3),
+                    total=round((own + batch_s) * 1000, 3),
+                ),
             )  # fmt: skip

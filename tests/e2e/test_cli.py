@@ -71,6 +71,26 @@ def test_predict_directory_writes_one_record_per_image(registry: Path, tmp_path:
     assert missing.returncode != 0 and "no images found" in missing.stderr
 
 
+def test_predict_skips_a_corrupt_image_and_keeps_the_rest(registry: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    good = encode(defect_image(300, 200, (100, 50, 160, 150)))
+    (images / "a.jpg").write_bytes(good)
+    (images / "b.jpg").write_bytes(good[: len(good) // 3])  # a truncated upload
+    (images / "c.png").write_bytes(encode(defect_image(box=(0, 0, 0, 0)), "PNG"))
+    out = tmp_path / "preds.json"
+    res = run("predict", str(images), "--model", "tiny", "--out", str(out), "--batch", "3",
+              "--registry", str(registry), check=False)  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "skipped" in res.stderr and "b.jpg" in res.stderr
+    assert "1 of 3 images could not be read" in res.stderr
+    records = json.loads(out.read_text())
+    assert [r["image"] for r in records] == ["a.jpg", "c.png"]
+    for r in records:  # measured, not placeholders
+        t = r["timing_ms"]
+        assert t["queue"] == 0 and 0 < t["inference"] <= t["total"], t
+
+
 def test_predict_score_threshold_flag(registry: Path, tmp_path: Path) -> None:
     image = tmp_path / "a.jpg"
     image.write_bytes(encode(defect_image(300, 200, (100, 50, 160, 150))))
