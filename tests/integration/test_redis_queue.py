@@ -11,16 +11,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.app import create_app
 from service.config import Settings, load_settings
+from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
+from service.grpc.generated.lineinspect.v1 import inspection_pb2_grpc as pb_grpc
 from service.queue.streams import DELIVER_LUA, QueueKeys
 from service.registry import Registry
 from service.worker_app import create_worker_app
 from tests.conftest import defect_image, encode
+from tests.support.grpc_app import serve_grpc, settings_for
 from tests.support.http import HTTP
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.servers import serve_app, wait_until
@@ -311,3 +315,27 @@ def test_redis_down_at_start_then_recovers(tmp_path: Path) -> None:
             wait_until(lambda: HTTP.get(url + "/readyz").status_code == 200, timeout=10)
     finally:
         redis.kill()
+
+
+def test_grpc_frames_go_through_the_redis_queue(tmp_path: Path, redis_server: RedisServer) -> None:
+    """The compose stack's API runs gRPC with queue=redis: camera streams reach the workers."""
+    reg = make_registry(tmp_path)
+    settings = settings_for(
+        reg, queue="redis", redis_url=redis_server.url, default_deadline_ms=20_000, **FAST
+    )
+    with (
+        run_workers(1, reg, redis_server.url, tmp_path, **WORKER_ENV) as (worker,),
+        serve_grpc(settings) as served,
+    ):
+        stub = pb_grpc.InspectionServiceStub(grpc.insecure_channel(served.target))
+        image = encode(defect_image())
+        one = stub.Inspect(pb.InspectRequest(image=image, camera="c0", frame_id="u-0"))
+        assert one.status == pb.FRAME_STATUS_INSPECTED and one.record.detections
+        frames = (pb.InspectRequest(image=image, camera="c1", frame_id=f"s-{i}") for i in range(12))
+        answers = list(stub.StreamInspect(frames))
+        assert [a.frame_id for a in answers] == [f"s-{i}" for i in range(12)]
+        assert {a.status for a in answers} <= {pb.FRAME_STATUS_INSPECTED, pb.FRAME_STATUS_SKIPPED}
+        assert answers[-1].status == pb.FRAME_STATUS_INSPECTED
+        inspected = 1 + sum(a.status == pb.FRAME_STATUS_INSPECTED for a in answers)
+        wait_until(lambda: total(worker.url, "lineinspect_frames_total") == inspected)
+        assert len(result_rids(redis_server)) == inspected

@@ -164,6 +164,8 @@ def test_compose_services_ports_and_settings() -> None:
     services = compose()["services"]
     assert {"api", "worker", "redis", "prometheus", "grafana"} <= set(services)
     assert "8000:8000" in services["api"]["ports"]
+    grpc_port = services["api"]["environment"]["LINEINSPECT_GRPC_PORT"]
+    assert f"{grpc_port}:{grpc_port}" in services["api"]["ports"]
     assert "9090:9090" in services["prometheus"]["ports"]
     assert "3000:3000" in services["grafana"]["ports"]
     assert services["worker"]["command"][-2:] == ["worker", "infer"]
@@ -184,8 +186,14 @@ def test_compose_services_ports_and_settings() -> None:
         targets["lineinspect-api"]["names"] == ["api"]
         and targets["lineinspect-api"]["port"] == 8000
     )
-    assert targets["lineinspect-worker"]["names"] == ["worker"]
-    assert targets["lineinspect-worker"]["port"] == 9100
+    workers = {
+        n for n, svc in services.items() if svc.get("command", [])[-2:] == ["worker", "infer"]
+    }
+    assert workers == {"worker", "worker-gpu"}
+    assert set(targets["lineinspect-worker"]["names"]) == workers  # every worker is scraped
+    for name in workers:
+        port = services[name]["environment"]["LINEINSPECT_WORKER_METRICS_PORT"]
+        assert int(port) == targets["lineinspect-worker"]["port"] == 9100
     for svc in services.values():  # every bind-mounted source exists (except the registry)
         for vol in svc.get("volumes", []):
             src = vol.split(":")[0]
