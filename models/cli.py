@@ -131,8 +131,8 @@ def evaluate_checkpoint(
     _, val_samples, names = data_bridge.splits(
         data or o["data"], frac, data_bridge.carve_out_seed(o) if seed is None else seed
     )
-    images = [data_bridge.load_image(s) for s in val_samples]
-    dets = detect(model, spec, images, conf_thr=0.001)
+    images, sizes = data_bridge.load_eval_images(val_samples, spec.imgsz)
+    dets = detect(model, spec, images, conf_thr=0.001, orig_sizes=sizes)
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
     report["nms_iou"] = DEFAULT_IOU_THRESHOLD
     if "epoch" in ck:  # the checkpoint's completed epochs (0-based in the checkpoint)
@@ -182,8 +182,8 @@ def _val_onnx(
     session = ex.ort_session(path, threads)
     dets = []
     for i in range(0, len(val_samples), 16):
-        images = [data_bridge.load_image(s) for s in val_samples[i : i + 16]]
-        dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001)[1])
+        images, sizes = data_bridge.load_eval_images(val_samples[i : i + 16], spec.imgsz)
+        dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001, orig_sizes=sizes)[1])
     report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
     report["nms_iou"] = DEFAULT_IOU_THRESHOLD
     if not no_onnx:

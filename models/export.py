@@ -97,11 +97,13 @@ def ort_detect(
     images: Sequence[np.ndarray],
     conf_thr: float = 0.25,
     iou_thr: float = DEFAULT_IOU_THRESHOLD,
+    orig_sizes: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, list[Detections]]:
-    """Run ONNX Runtime on images through ``preprocess_batch`` + ``postprocess``."""
-    batch, infos = preprocess_batch(list(images), spec.imgsz)
+    """Run ONNX Runtime on images through ``preprocess_batch`` + ``postprocess``
+    (``orig_sizes`` as in :func:`models.train.predict.detect`)."""
+    batch, infos = preprocess_batch(images, spec.imgsz, orig_sizes)
     raw = session.run(["preds"], {"images": batch})[0]
-    sizes = [(im.shape[1], im.shape[0]) for im in images]
+    sizes = list(orig_sizes) if orig_sizes else [(im.shape[1], im.shape[0]) for im in images]
     return raw, postprocess(raw, spec, infos, sizes, conf_thr, iou_thr)
 
 

@@ -97,12 +97,17 @@ def batch_inputs(inputs: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def preprocess_batch(images: list[np.ndarray], size: int) -> tuple[np.ndarray, list[LetterboxInfo]]:
-    """Letterbox each RGB uint8 image and stack into the model input ``[N,3,S,S]`` float32 0..1."""
+def preprocess_batch(
+    images: Sequence[np.ndarray], size: int,
+    orig_sizes: Sequence[tuple[int, int]] | None = None,
+) -> tuple[np.ndarray, list[LetterboxInfo]]:  # fmt: skip
+    """Letterbox each RGB uint8 image and stack into the model input ``[N,3,S,S]`` float32
+    0..1. ``orig_sizes``: the frames' (width, height) for images decoded at a reduced scale
+    (see :func:`letterbox`)."""
     batch = np.empty((len(images), 3, size, size), dtype=np.float32)
     infos: list[LetterboxInfo] = []
     for i, img in enumerate(images):
-        boxed, info = letterbox(img, size)
+        boxed, info = letterbox(img, size, orig_size=orig_sizes[i] if orig_sizes else None)
         to_tensor(boxed, out=batch[i])
         infos.append(info)
     return batch, infos

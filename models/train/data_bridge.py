@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.processing import Detections
+from models.processing import Detections, decode_scaled
 
 
 def splits(
@@ -74,10 +75,21 @@ def loader(ds: Any, batch: int, workers: int, seed: int) -> Any:
 
 
 def load_image(sample: Any) -> np.ndarray:
-    """Original image of a sample as RGB uint8 (the serving decoder)."""
+    """Original image of a sample as RGB uint8, full size."""
     from models.data import load_rgb
 
     return load_rgb(sample.image_path)
+
+
+def load_eval_images(
+    samples: Sequence[Any], imgsz: int
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Samples' images decoded exactly as the server decodes a frame for an ``imgsz``
+    model (a large JPEG at a reduced DCT scale), with each frame's (width, height): what
+    evaluation feeds :func:`models.train.predict.detect`, so the accuracy measured is the
+    accuracy served."""
+    decoded = [decode_scaled(Path(s.image_path).read_bytes(), fit=imgsz) for s in samples]
+    return [img for img, _ in decoded], [size for _, size in decoded]
 
 
 def evaluate(

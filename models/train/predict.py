@@ -36,16 +36,22 @@ def detect(
     iou_thr: float = DEFAULT_IOU_THRESHOLD,
     max_det: int = 100,
     batch_size: int = 16,
+    orig_sizes: Sequence[tuple[int, int]] | None = None,
 ) -> list[Detections]:
-    """Detect on RGB uint8 images (any size): letterbox, forward, ``postprocess``."""
+    """Detect on RGB uint8 images (any size): letterbox, forward, ``postprocess``.
+
+    ``orig_sizes``: the frames' (width, height) when ``images`` were decoded at a reduced
+    scale as the server decodes them (:func:`models.train.data_bridge.load_eval_images`);
+    boxes are then in the frames' pixels."""
     was_training = model.training
     model.eval()
     out: list[Detections] = []
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size]
-        batch, infos = preprocess_batch(list(chunk), spec.imgsz)
+        origs = orig_sizes[i : i + batch_size] if orig_sizes else None
+        batch, infos = preprocess_batch(chunk, spec.imgsz, origs)
         raw = raw_outputs(model, batch)
-        sizes = [(im.shape[1], im.shape[0]) for im in chunk]
+        sizes = list(origs) if origs else [(im.shape[1], im.shape[0]) for im in chunk]
         out.extend(postprocess(raw, spec, infos, sizes, conf_thr, iou_thr, max_det))
     model.train(was_training)
     return out

@@ -130,7 +130,7 @@ class Trainer:
         self.start_epoch, self.step = 0, 0
         self.best_map50, self.best_metrics = -1.0, None
         self.last_metrics: dict[str, Any] | None = None
-        self._val_images: list[np.ndarray] | None = None
+        self._val_images: tuple[list[np.ndarray], list[tuple[int, int]]] | None = None
         if resume_ck is not None:
             self._resume(resume_ck, last)
 
@@ -306,9 +306,10 @@ class Trainer:
     def evaluate(self, model: nn.Module | None = None) -> dict[str, Any]:
         """mAP of the EMA model on the validation carve-out, through ``postprocess``."""
         if self._val_images is None:
-            self._val_images = [data_bridge.load_image(s) for s in self.val_samples]
+            self._val_images = data_bridge.load_eval_images(self.val_samples, self.spec.imgsz)
         m = model or self.ema.ema
-        dets = detect(m, self.spec, self._val_images, conf_thr=0.001)
+        images, sizes = self._val_images
+        dets = detect(m, self.spec, images, conf_thr=0.001, orig_sizes=sizes)
         res = data_bridge.evaluate(self.val_samples, dets, self.class_names)
         res["nms_iou"] = DEFAULT_IOU_THRESHOLD
         return res

@@ -4,6 +4,8 @@ truncation refused, one-pass batch assembly, and the ORT thread split."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +20,9 @@ from models.processing import (
     preprocess_batch,
     to_tensor,
 )
+from models.train.data_bridge import load_eval_images
 from service.engine import auto_intra_op_threads
+from service.inspector import prepare
 from tests.conftest import encode
 
 
@@ -110,3 +114,19 @@ def test_auto_intra_op_threads_shares_the_cores() -> None:
     assert cores >= 1
     assert auto_intra_op_threads(0, 2) == max(1, cores // 2)
     assert auto_intra_op_threads(0, 64) == 1
+
+
+def test_evaluation_feeds_the_model_what_serving_feeds_it(tmp_path: Path) -> None:
+    """The accuracy measured is the accuracy served: for a JPEG large enough to be decoded
+    at a reduced scale, ``val`` / training evaluation and the server give the model the
+    same tensor and map boxes back with the same letterbox."""
+    data = encode(smooth_image(1280, 960), "JPEG")
+    path = tmp_path / "frame.jpg"
+    path.write_bytes(data)
+    images, sizes = load_eval_images([SimpleNamespace(image_path=path)], 224)
+    evaluated, infos = preprocess_batch(images, 224, sizes)
+    served, info, size = prepare(data, 224, max_pixels=50_000_000)
+    assert sizes == [size] == [(1280, 960)] and infos == [info]
+    np.testing.assert_array_equal(evaluated, batch_inputs([served]))
+    full, _ = preprocess_batch([decode_image(data)], 224)  # what evaluation used to feed
+    assert not np.array_equal(full, evaluated)
