@@ -45,6 +45,8 @@ class BatchItem:
     enqueued: float = field(default_factory=time.monotonic)
     queue_wait: float = 0.0
     inference_time: float = 0.0
+    input_time: float = 0.0  # the batch's assembly into one tensor
+    output_time: float = 0.0  # the batch's post-processing
 
 
 def _release(waiters: list[asyncio.Future[None]]) -> None:
@@ -201,6 +203,7 @@ class Batcher:
                 wake(batch)
 
     def _run(self, live: list[BatchItem]) -> None:
+        t_in = time.perf_counter()
         x = batch_inputs([it.tensor for it in live])
         t0 = time.perf_counter()
         raw = self.session.run(x)
@@ -211,9 +214,12 @@ class Batcher:
             raw, self.session.spec, [it.info for it in live], [it.size for it in live],
             self.post.conf_thr, self.post.iou_thr, self.post.max_det,
         )  # fmt: skip
+        input_s, output_s = t0 - t_in, time.perf_counter() - t0 - spent
+        v = self.session.version
+        self.metrics.model_stats.execution((v.name, v.version), len(live), input_s, spent, output_s)
         for item, det in zip(live, dets, strict=True):
             self.metrics.queue_wait.labels(self._label).observe(item.queue_wait)
-            item.inference_time = spent
+            item.inference_time, item.input_time, item.output_time = spent, input_s, output_s
             item.future.set_result(det)
 
     def close(self, timeout: float | None = None) -> None:

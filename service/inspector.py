@@ -116,6 +116,7 @@ class Inspector:
             self.metrics.dropped.labels("deadline").inc()
             raise DeadlineExceeded("frame arrived after its deadline")
         runner = await self.manager.acquire(frame.model_ref)
+        key = (runner.version.name, runner.version.version)
         try:
             loop = asyncio.get_running_loop()
             spec = runner.session.spec
@@ -144,6 +145,9 @@ class Inspector:
                     f"no result within the deadline ({remaining * 1000:.0f} ms)"
                 ) from None
             dets = future.result()  # settled before its waiter was woken
+        except Exception:
+            self.metrics.model_stats.failure(key, time.perf_counter() - frame.received)
+            raise
         finally:
             self.manager.release(runner)
         v = runner.version
@@ -161,5 +165,9 @@ class Inspector:
         self.metrics.observe_frame(
             frame.line, frame.camera, v.name, v.version, record.verdict,
             (d.label for d in record.detections),
+        )  # fmt: skip
+        self.metrics.model_stats.success(
+            key, time.perf_counter() - frame.received, item.queue_wait, item.inference_time,
+            item.input_time, item.output_time,
         )  # fmt: skip
         return record

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from service.model_stats import ModelStats
+
 OTHER = "other"
 
 # Seconds; dense where a takt time lives (1-100 ms), sparse beyond.
@@ -58,6 +60,8 @@ class Metrics:
         max_label_values: int = 64,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The same measurements, cumulative per model version, for the v2 statistics API.
+        self.model_stats = ModelStats()
         self.line_label = LabelBounder(lines, max_label_values)
         self.camera_label = LabelBounder(cameras, max_label_values)
         r = self.registry

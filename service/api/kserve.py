@@ -87,6 +87,17 @@ async def ready(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
     return Response(status_code=200 if ctx.ready else 503)
 
 
+@router.get("/models/stats", summary="Statistics of every model")
+@router.get("/models/{model_name}/stats", summary="Model statistics")
+@router.get("/models/{model_name}/versions/{model_version}/stats", summary="Model statistics")
+async def model_statistics(
+    core: Core, model_name: str = "", model_version: str = ""
+) -> dict[str, Any]:
+    """Cumulative inference statistics per model version (Triton's statistics extension:
+    ``perf_analyzer`` reads them to split latency into queue and compute)."""
+    return {"model_stats": core.statistics(model_name, model_version)}
+
+
 @router.get("/models/{model_name}", summary="Model metadata")
 @router.get("/models/{model_name}/versions/{model_version}", summary="Model metadata")
 async def model_metadata(model_name: str, core: Core, model_version: str = "") -> dict[str, Any]:

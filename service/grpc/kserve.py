@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 from grpc import aio
 
 from service import __version__
@@ -136,6 +137,11 @@ class KServeServicer:
                 name=o["name"], data_type=pb.DataType.Value(o["data_type"]), dims=o["dims"]
             )
         return pb.ModelConfigResponse(config=config)
+
+    async def ModelStatistics(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        """Cumulative statistics per model version (service/model_stats.py)."""
+        stats = self.core.statistics(request.name, request.version)
+        return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse())
 
     async def ModelInfer(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         """Inspect the request's images; errors become status codes in the interceptor."""

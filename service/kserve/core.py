@@ -41,7 +41,7 @@ from service.registry import ModelRef
 
 SERVER_NAME = "lineinspect"
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data", "model_configuration")
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
 INPUT_BYTES, INPUT_TENSOR, INPUT_PIXELS = "image_bytes", "image_tensor", "image_pixels"
 INPUTS = (INPUT_BYTES, INPUT_TENSOR, INPUT_PIXELS)
 OUTPUTS = {"boxes": "FP32", "scores": "FP32", "class_ids": "INT64", "count": "INT32"}
@@ -141,6 +141,20 @@ class KServeCore:
             "input": [{**entry(t), "optional": True} for t in meta.inputs],
             "output": [entry(t) for t in meta.outputs],
         }  # fmt: skip
+
+    def statistics(self, name: str = "", version: str = "") -> list[dict[str, Any]]:
+        """Cumulative statistics (v2 ``model_stats``, see service/model_stats.py): of one
+        version, of every registered version of ``name`` when no version is given, or of
+        every model when no name is given. Raises ModelNotFound for an unknown model."""
+        reg = self.ctx.registry
+        if not name:
+            keys = [(n, v) for n in reg.names() for v in reg.versions(n)]
+        elif version or any(c in name for c in "@:"):
+            mv = reg.resolve(model_ref(name, version))
+            keys = [(mv.name, mv.version)]
+        else:
+            keys = [(name, v) for v in reg.versions(name)]
+        return self.ctx.metrics.model_stats.snapshot(keys)
 
     def ready(self, name: str, version: str = "") -> bool:
         """True when the server is ready and this model's version is loaded and warm."""

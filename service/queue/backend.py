@@ -137,6 +137,11 @@ class RedisFrameBackend:
             self._waiting.pop(rid, None)
         record = decode_reply(payload)
         record.timing_ms.total = round((time.perf_counter() - frame.received) * 1000, 3)
+        t = record.timing_ms
+        self.metrics.model_stats.success(
+            (record.model.name, record.model.version), t.total / 1000, t.queue / 1000,
+            t.inference / 1000,
+        )  # fmt: skip
         return record
 
     # --- replies ------------------------------------------------------------------------

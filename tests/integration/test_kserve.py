@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -199,3 +200,53 @@ def test_model_stream_infer_answers_in_order(served: Served) -> None:
             continue
         assert error is None and result.get_response().id == str(i)
         assert_same_as_rest(result, records)
+
+
+def test_statistics_count_every_frame_of_every_edge_by_version(tmp_path: Path) -> None:
+    """Triton's statistics extension, read by tritonclient and perf_analyzer: frames from
+    KServe and from /v1/inspect, answered and failed, per version, the same over both
+    protocols."""
+    from tests.support.tiny_onnx import write_artefact
+
+    reg = Registry(tmp_path / "registry")
+    reg.root.mkdir()
+    reg.register(write_artefact(tmp_path / "a1"), "tiny", alias="production")
+    reg.register(write_artefact(tmp_path / "a2", hot_class=1), "tiny")
+    with serve_grpc(settings_for(reg.root, models=["tiny", "tiny:2"])) as served:
+        http = thttp.InferenceServerClient(served.url.removeprefix("http://"))
+        grpc_client = tgrpc.InferenceServerClient(served.target)
+        before = http.get_inference_statistics("tiny")["model_stats"]
+        assert [(s["version"], s["inference_count"], s["execution_count"]) for s in before] == [
+            ("1", 0, 0), ("2", 0, 0)
+        ]  # fmt: skip
+        grpc_client.infer("tiny", [bytes_input(tgrpc)])  # two frames on version 1
+        rest_records(served, "tiny:2")  # two frames on version 2
+        bad = HTTP.post(served.url + "/v1/inspect", content=b"\xff\xd8 not a jpeg",
+                        headers={"Content-Type": "image/jpeg"})  # fmt: skip
+        assert bad.status_code == 400
+        v1, v2 = http.get_inference_statistics("tiny")["model_stats"]
+        for v, answered, failed in ((v1, 2, 1), (v2, 2, 0)):
+            s = v["inference_stats"]
+            assert v["inference_count"] == s["success"]["count"] == answered
+            assert s["fail"]["count"] == failed
+            assert 1 <= v["execution_count"] <= answered and v["last_inference"] > 0
+            for part in ("queue", "compute_input", "compute_infer", "compute_output"):
+                assert s[part]["count"] == answered, part
+            assert s["compute_infer"]["ns"] > 0 and s["success"]["ns"] >= s["compute_infer"]["ns"]
+            batches = v["batch_stats"]
+            assert sum(b["compute_infer"]["count"] for b in batches) == v["execution_count"]
+            assert sum(b["batch_size"] * b["compute_infer"]["count"] for b in batches) == answered
+        over_grpc = grpc_client.get_inference_statistics("tiny", "2", as_json=True)["model_stats"]
+        assert len(over_grpc) == 1 and over_grpc[0]["version"] == "2"
+        assert int(over_grpc[0]["inference_count"]) == 2
+        assert (
+            int(over_grpc[0]["inference_stats"]["compute_infer"]["ns"])
+            == (v2["inference_stats"]["compute_infer"]["ns"])
+        )
+        every = http.get_inference_statistics()["model_stats"]
+        assert [(s["name"], s["version"]) for s in every] == [("tiny", "1"), ("tiny", "2")]
+        assert "statistics" in http.get_server_metadata()["extensions"]
+        for call in (lambda: http.get_inference_statistics("nope"),
+                     lambda: grpc_client.get_inference_statistics("nope")):  # fmt: skip
+            with pytest.raises(InferenceServerException, match="nope"):
+                call()

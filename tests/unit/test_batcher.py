@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import wait
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ class GatedSession:
 
     spec = SPEC
     key = "gated:1"
+    version = SimpleNamespace(name="gated", version=1)
 
     def __init__(self) -> None:
         self.gate = threading.Event()
