@@ -7,9 +7,11 @@ entry-point group and imported only when invoked, so this CLI runs without torch
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -42,10 +44,48 @@ class _Cli(click.Group):
         try:
             loaded = ep.load()
         except ImportError as exc:
+            # A serving-only install (no torch) still lists the command, so --help works,
+            # and running it says what to install.
+            return _needs_training_extra(cmd_name, exc)
+        if not isinstance(loaded, click.Command):
+            return None
+        if loaded.callback is not None:
+            loaded.callback = _training_guard(cmd_name, loaded.callback)
+        return loaded
+
+
+#: Packages only the training extra installs: a plugin command importing one of them
+#: lazily, on a serving-only install, gets a one-line answer instead of a traceback.
+TRAINING_ONLY = frozenset({"torch", "onnx", "onnxscript", "pycocotools", "tqdm"})
+
+
+def _training_guard(name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in TRAINING_ONLY:
+                raise
             raise click.ClickException(
-                f"'{cmd_name}' needs the training extra (pip install 'lineinspect[train]'): {exc}"
+                f"'{name}' needs the training extra (pip install 'lineinspect[train]'): {exc}"
             ) from exc
-        return loaded if isinstance(loaded, click.Command) else None
+
+    return guarded
+
+
+def _needs_training_extra(name: str, exc: ImportError) -> click.Command:
+    def fail(**_: Any) -> None:
+        raise click.ClickException(
+            f"'{name}' needs the training extra (pip install 'lineinspect[train]'): {exc}"
+        )
+
+    return click.Command(
+        name, callback=fail, context_settings={"ignore_unknown_options": True},
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help="Needs the training extra: pip install 'lineinspect[train]'.",
+        short_help="(needs the training extra)",
+    )  # fmt: skip
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:

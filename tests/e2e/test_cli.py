@@ -17,7 +17,9 @@ from tests.support.http import HTTP
 from tests.support.servers import wait_until
 from tests.support.tiny_onnx import write_artefact
 
-CLI = [sys.executable, "-m", "service.cli"]
+# Every serving command runs as on a serving-only install: torch cannot be imported.
+TORCHLESS = "import sys; sys.modules['torch'] = None; from service.cli import main; main()"
+CLI = [sys.executable, "-c", TORCHLESS]
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -148,3 +150,15 @@ def test_bad_configuration_names_the_setting(registry: Path, tmp_path: Path) -> 
     assert "max_batch" in r.stderr and "score_threshold" in r.stderr
     r = run("serve", "--registry", str(registry), "--model", "nope", check=False)
     assert r.returncode != 0 and "no model named 'nope'" in r.stderr
+
+
+def test_serving_install_lists_training_commands_and_says_what_they_need(tmp_path: Path) -> None:
+    helped = run("--help")
+    for name in ("serve", "predict", "models", "train", "val", "export", "distil"):
+        assert f"  {name} " in helped.stdout, name
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\ntrain: images\nnames: [a]\n")
+    for args in (("train", "--data", str(data), "--out", str(tmp_path / "run")), ("distil",)):
+        res = run(*args, check=False)
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+        assert "needs the training extra (pip install 'lineinspect[train]')" in res.stderr
