@@ -339,3 +339,7 @@ def test_grpc_frames_go_through_the_redis_queue(tmp_path: Path, redis_server: Re
         inspected = 1 + sum(a.status == pb.FRAME_STATUS_INSPECTED for a in answers)
         wait_until(lambda: total(worker.url, "lineinspect_frames_total") == inspected)
         assert len(result_rids(redis_server)) == inspected
+        # The API's v2 statistics count the answered frames; the batches ran in the worker.
+        stats = HTTP.get(served.url + "/v2/models/tiny/versions/1/stats").json()["model_stats"]
+        assert stats[0]["inference_count"] == inspected and stats[0]["execution_count"] == 0
+        assert stats[0]["inference_stats"]["compute_infer"]["count"] == inspected
