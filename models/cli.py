@@ -70,7 +70,11 @@ def train(**kw: Any) -> None:
     _logging()
     adaptive = not kw.pop("no_adaptive")
     opts = TrainOptions(**kw, adaptive_weights=adaptive)
-    best = Trainer(opts).fit()
+    try:
+        trainer = Trainer(opts)  # bad data, --init-from or options: one line, no traceback
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    best = trainer.fit()
     click.echo(json.dumps({"out": opts.out, "best": _brief(best)}, indent=2))
 
 

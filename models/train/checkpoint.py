@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from models.detectors import Detector, build_detector
+from models.train.data_bridge import carve_out_seed
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
 
 
 def warm_start(
-    ref: str, class_names: Sequence[str], arch: str, head: str
-) -> tuple[Detector, dict[str, Any]]:
+    ref: str, class_names: Sequence[str], arch: str, head: str,
+    data: str = "", fingerprint: str | None = None,
+) -> tuple[Detector, dict[str, Any]]:  # fmt: skip
     """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a registry
     ref with a ``model.pt``, in train mode, and its provenance record. ``train
     --init-from`` trains on from it with a fresh optimizer and schedule: how a later
@@ -126,6 +128,7 @@ def warm_start(
     ck_arch = (ck.get("opts") or {}).get("arch")
     if ck_arch and ck_arch != arch:
         raise ValueError(f"--init-from {ref} is a {ck_arch}, not a {arch}")
+    check_same_split(ref, ck, data, fingerprint)
     model = model_from_checkpoint(ck).train()
     if model.head_kind != head:
         raise ValueError(f"--init-from {ref} has a {model.head_kind} head, not {head}")
@@ -133,3 +136,27 @@ def warm_start(
     record["map50"] = (ck.get("best_metrics") or {}).get("map50")
     log.info("warm start from %s (%s)", path, record)
     return model, record
+
+
+def check_same_split(ref: str, ck: dict[str, Any], data: str, fingerprint: str | None) -> None:
+    """Refuse warm-start weights that trained on this run's validation images.
+
+    Same data file but other training samples means another validation carve-out
+    (``--split-seed`` / ``--val-fraction``): part of this run's carve-out was those
+    weights' training data, and every mAP this run reports would be optimistic. With
+    other data (newly labelled images) that cannot be told apart, so it only warns."""
+    theirs = ck.get("data_fingerprint")
+    if not theirs or fingerprint is None or theirs == fingerprint:
+        return
+    o = ck.get("opts") or {}
+    if data and o.get("data") and Path(o["data"]).resolve() == Path(data).resolve():
+        raise ValueError(
+            f"--init-from {ref} was trained on the same data with another validation "
+            f"carve-out, so it has seen images this run validates on: pass --split-seed "
+            f"{carve_out_seed(o)} --val-fraction {o.get('val_fraction')}"
+        )
+    log.warning(
+        "--init-from %s trained on other samples (data fingerprint %s) than this run (%s): "
+        "if they include this run's validation carve-out its mAP is optimistic",
+        ref, theirs, fingerprint,
+    )  # fmt: skip

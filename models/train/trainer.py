@@ -107,8 +107,9 @@ class Trainer:
             self.model: Detector = self._build_model(resume_ck)
         elif opts.init_from:
             self.model, self.init_from = warm_start(
-                opts.init_from, self.class_names, opts.arch, opts.head
-            )
+                opts.init_from, self.class_names, opts.arch, opts.head, opts.data,
+                self.fingerprint,
+            )  # fmt: skip
         else:
             self.model = self._build_model(None)
         self.model.to(self.device)

@@ -98,3 +98,30 @@ def test_init_from_registry_ref_warm_starts_training(
         reg.register(tmp_path / "art", "tiny-det")  # v2 …
         (reg.root / "tiny-det" / "2" / "model.pt").unlink()  # … without its weights
         Trainer(opts(init_from="tiny-det:2", out=str(tmp_path / "r4")), samples, samples, CLASSES)
+
+
+def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights trained with another --split-seed on the same data have seen part of this
+    run's validation images: warm-starting from them would make every reported mAP
+    optimistic (a session-8 run lost its comparison this way)."""
+    data = tmp_path / "data.yaml"
+    ck = _checkpoint()
+    ck["opts"] = {**ck["opts"], "data": str(data), "seed": 0, "split_seed": 3, "val_fraction": 0.2}
+    export_checkpoint(ck, model_from_checkpoint(ck), tmp_path / "art", weights=True)
+    reg = Registry(tmp_path / "registry")
+    reg.root.mkdir()
+    reg.register(tmp_path / "art", "tiny-det", alias="production")
+    monkeypatch.setenv("LINEINSPECT_REGISTRY_ROOT", str(reg.root))
+    (tmp_path / "img").mkdir()
+    samples = make_samples(tmp_path / "img", n=4)  # fingerprint differs from the weights'
+    opts = TrainOptions(
+        data=str(data), arch="tiny", epochs=1, imgsz=96, batch=4, out=str(tmp_path / "run"),
+        workers=0, threads=1, augment=False, mosaic_prob=0.0, close_mosaic=0,
+        init_from="tiny-det", head="anchor_free",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"--split-seed 3 --val-fraction 0\.2"):
+        Trainer(opts, samples, samples, CLASSES)
+    other = TrainOptions(**{**opts.to_dict(), "data": str(tmp_path / "new-labels.yaml")})
+    assert Trainer(other, samples, samples, CLASSES).init_from is not None  # other data: warns
