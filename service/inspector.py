@@ -167,7 +167,7 @@ class Inspector:
             (d.label for d in record.detections),
         )  # fmt: skip
         self.metrics.model_stats.success(
-            key, time.perf_counter() - frame.received, item.queue_wait, item.inference_time,
+            key, record.timing_ms.total / 1000, item.queue_wait, item.inference_time,
             item.input_time, item.output_time,
         )  # fmt: skip
         return record
