@@ -182,6 +182,14 @@ class Settings(BaseSettings):
         None, description="If set, promoting a model needs 'Authorization: Bearer <token>'."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # --- deploy (execution providers) ---------------------------------------------
+    strict_providers: bool = Field(
+        False,
+        description="Refuse to start (or to load a new version) when a model does not get "
+        "every execution provider in `providers`; off = log a WARNING and serve on the "
+        "fallback. Either way the provider shows in /readyz and "
+        "lineinspect_model_execution_provider.",
+    )
 
     @field_validator("models")
     @classmethod

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.processing import SPEC_METADATA_KEY, ModelSpec
-from service.errors import RegistryError
+from service.errors import ProviderUnavailable, RegistryError
 from service.registry import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,27 @@ def select_providers(preferred: Sequence[str]) -> list[str]:
     available = set(ort.get_available_providers())
     chosen = [p for p in preferred if p in available and p != "CPUExecutionProvider"]
     return [*chosen, "CPUExecutionProvider"]
+
+
+def check_providers(key: str, requested: Sequence[str], got: Sequence[str], strict: bool) -> None:
+    """Warn (or, ``strict``, raise :class:`ProviderUnavailable`) when a model did not get
+    every requested execution provider.
+
+    ONNX Runtime falls back to CPU without an error when a provider's libraries do not
+    load (e.g. an onnxruntime-gpu wheel built for another CUDA major than the image's),
+    so this compares what was asked with what the session reports it uses."""
+    missing = [p for p in requested if p not in got]
+    if not missing:
+        return
+    message = (
+        f"model {key} runs on {got[0] if got else 'no provider'}: requested execution "
+        f"provider(s) {missing} not available (this onnxruntime offers "
+        f"{ort.get_available_providers()}; a CUDA/cuDNN major that does not match the "
+        "onnxruntime-gpu wheel makes it fall back to CPU)"
+    )
+    if strict:
+        raise ProviderUnavailable(message + "; strict_providers refuses to serve it")
+    log.warning("%s; set strict_providers to refuse this", message)
 
 
 def auto_intra_op_threads(requested: int, concurrent_runs: int) -> int:
@@ -61,6 +82,7 @@ class ModelSession:
         intra_op_threads: int = 0,
         inter_op_threads: int = 1,
         spinning: bool = False,
+        strict_providers: bool = False,
     ) -> None:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -80,7 +102,8 @@ class ModelSession:
         self.spec = read_spec(self.session, version.card)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self.providers = self.session.get_providers()
+        self.providers: list[str] = self.session.get_providers()
+        check_providers(self.key, providers, self.providers, strict_providers)
 
     @property
     def key(self) -> str:

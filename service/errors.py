@@ -107,3 +107,20 @@ class Unavailable(NotReady):
     """A backing service (e.g. Redis) is unreachable; fail fast, retry later."""
 
     code = "unavailable"
+
+
+class RegistryReadOnly(LineInspectError):
+    """The registry directory cannot be written by this process (promotion, registration)."""
+
+    http_status = 503
+    grpc_code = "FAILED_PRECONDITION"
+    code = "registry_read_only"
+
+
+class ProviderUnavailable(LineInspectError):
+    """A requested ONNX Runtime execution provider is not the one a model got, and
+    ``strict_providers`` refuses to serve on a fallback."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+    code = "provider_unavailable"

@@ -123,7 +123,9 @@ class ModelManager:
         s = self.settings
         version = self.registry.get(*key)
         intra = auto_intra_op_threads(s.intra_op_threads, s.inference_threads)
-        session = ModelSession(version, s.providers, intra, s.inter_op_threads, s.ort_spinning)
+        session = ModelSession(
+            version, s.providers, intra, s.inter_op_threads, s.ort_spinning, s.strict_providers
+        )
         session.warmup(s.warmup_runs, s.max_batch)
         batcher = Batcher(
             session, self._postprocess_config(session), self.metrics,
@@ -198,12 +200,30 @@ class ModelManager:
         return (runner.version.name, str(runner.version.version), runner.version.role, alias)
 
     def _publish_info(self) -> None:
+        self.metrics.model_execution_provider.clear()
+        for loaded in self._runners.values():
+            self.metrics.model_execution_provider.labels(
+                loaded.version.name, str(loaded.version.version), loaded.session.providers[0]
+            ).set(1)
         self.metrics.model_info.clear()
         for name, aliases in self._aliases.items():
             for alias, version in aliases.items():
                 runner = self._runners.get((name, version))
                 if runner is not None:
                     self.metrics.model_info.labels(*self._info_labels(runner, alias)).set(1)
+
+    def provider_report(self) -> list[dict[str, object]]:
+        """Per loaded version: the execution provider it runs on, and requested ones it
+        did not get (the readiness detail)."""
+        report: list[dict[str, object]] = []
+        for runner in self._runners.values():
+            got = runner.session.providers
+            missing = [p for p in self.settings.providers if p not in got]
+            report.append(
+                {"model": runner.version.name, "version": runner.version.version,
+                 "provider": got[0], "missing_providers": missing}
+            )  # fmt: skip
+        return report
 
     def loaded(self) -> list[Runner]:
         """Runners currently loaded."""

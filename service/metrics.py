@@ -111,6 +111,12 @@ class Metrics:
             ["name"],
             registry=r,
         )
+        self.model_execution_provider = Gauge(
+            "lineinspect_model_execution_provider",
+            "Execution provider each loaded model version runs on (1); a CPU fallback of a "
+            "GPU worker shows here.",
+            ["model", "version", "provider"], registry=r,
+        )  # fmt: skip
         self.ready = Gauge(
             "lineinspect_ready", "1 when all configured models are warm.", registry=r
         )

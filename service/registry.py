@@ -7,18 +7,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import ModelNotFound, RegistryError
+from service.errors import ModelNotFound, RegistryError, RegistryReadOnly
 
 DEFAULT_ALIAS = "production"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -96,6 +99,24 @@ def _atomic_write_json(path: Path, data: Any) -> None:
         raise
 
 
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@contextlib.contextmanager
+def _writing(root: Path, what: str) -> Iterator[None]:
+    """Turn "permission denied" / "read-only file system" into :class:`RegistryReadOnly`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NOT_WRITABLE:
+            raise
+        raise RegistryReadOnly(
+            f"cannot {what}: {exc.strerror} ({exc.filename}); the registry {root} is not "
+            f"writable by uid {os.getuid()}: mount it read-write and owned by that user "
+            "(docs/operations.md, 'Registry and data volumes')"
+        ) from exc
+
+
 class Registry:
     """Read and change the registry under ``root``. Safe for concurrent readers."""
 
@@ -165,7 +186,8 @@ class Registry:
         aliases = self.aliases(name)
         previous = aliases.get(alias)
         aliases[alias] = version
-        _atomic_write_json(self.root / name / "aliases.json", aliases)
+        with _writing(self.root, f"set {name}@{alias}"):
+            _atomic_write_json(self.root / name / "aliases.json", aliases)
         return previous
 
     def register(self, artefact_dir: Path, name: str, alias: str | None = None) -> ModelVersion:
@@ -191,25 +213,26 @@ class Registry:
         if card.get("onnx_sha256") not in (None, digest):
             raise RegistryError("card.json onnx_sha256 does not match model.onnx")
         model_dir = self.root / name
-        model_dir.mkdir(parents=True, exist_ok=True)
-        existing = self.versions(name)
-        version = (existing[-1] + 1) if existing else 1
-        card.update(
-            name=name, version=version, onnx_sha256=digest,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        )  # fmt: skip
-        staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
-        try:
-            staging.chmod(0o755)
-            shutil.copy2(onnx, staging / "model.onnx")
-            for extra in ("model.pt",):
-                if (artefact_dir / extra).is_file():
-                    shutil.copy2(artefact_dir / extra, staging / extra)
-            _atomic_write_json(staging / "card.json", card)
-            os.rename(staging, model_dir / str(version))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with _writing(self.root, f"register a version of {name}"):
+            model_dir.mkdir(parents=True, exist_ok=True)
+            existing = self.versions(name)
+            version = (existing[-1] + 1) if existing else 1
+            card.update(
+                name=name, version=version, onnx_sha256=digest,
+                created=datetime.now(UTC).isoformat(timespec="seconds"),
+            )  # fmt: skip
+            staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
+            try:
+                staging.chmod(0o755)
+                shutil.copy2(onnx, staging / "model.onnx")
+                for extra in ("model.pt",):
+                    if (artefact_dir / extra).is_file():
+                        shutil.copy2(artefact_dir / extra, staging / extra)
+                _atomic_write_json(staging / "card.json", card)
+                os.rename(staging, model_dir / str(version))
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         if alias:
             self.set_alias(name, alias, version)
         return self.get(name, version)

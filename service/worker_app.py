@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 async def _warm_then_consume(manager: ModelManager, worker: InferenceWorker) -> None:
     try:
-        await manager.start()
+        if not manager.ready:
+            await manager.start()
     except Exception:
         log.exception("model warm-up failed; the worker stays unready and reads nothing")
         return
@@ -61,6 +62,8 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
         )
         worker = InferenceWorker(settings, inspector, metrics, consumer)
         app.state.metrics, app.state.manager, app.state.worker = metrics, manager, worker
+        if settings.strict_providers:  # a model on a fallback provider fails start-up
+            await manager.start()
         starter = asyncio.create_task(_warm_then_consume(manager, worker), name="worker-start")
         try:
             yield
@@ -82,7 +85,8 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
         """200 once models are warm and the worker consumes from a reachable Redis."""
         state = request.app.state
         ready = bool(state.manager.ready and state.worker.ready)
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        body = {"ready": ready, "models": state.manager.provider_report()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

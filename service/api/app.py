@@ -83,7 +83,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context_factory(settings)
         app.state.ctx = ctx
-        warm = asyncio.create_task(ctx.manager.start()) if ctx.manager else None
+        if ctx.manager is not None and settings.strict_providers:
+            await _start_strict(ctx.manager, ctx.executor)  # fallback provider: no start
+        cold = ctx.manager is not None and not ctx.manager.ready
+        warm = asyncio.create_task(ctx.manager.start()) if ctx.manager and cold else None
         if warm is not None:
             warm.add_done_callback(_log_warm_failure)
         try:
@@ -110,6 +113,17 @@ def create_app(
         hook(app)
     app.add_middleware(ObservabilityMiddleware)
     return app
+
+
+async def _start_strict(manager: ModelManager, executor: ThreadPoolExecutor) -> None:
+    """Warm every model before serving; any failure (e.g. ProviderUnavailable) aborts
+    start-up, so uvicorn exits instead of serving an unready process."""
+    try:
+        await manager.start()
+    except BaseException:
+        await manager.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def _log_warm_failure(task: asyncio.Task[None]) -> None:

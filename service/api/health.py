@@ -21,9 +21,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness", responses={503: {"description": "Not ready yet."}})
 async def readyz(ctx: Annotated[AppContext, Depends(get_ctx)]) -> JSONResponse:
-    """200 once every configured model is warm (and the queue reachable); 503 before."""
+    """200 once every configured model is warm (and the queue reachable); 503 before.
+    With local models, ``models`` names the execution provider each one runs on."""
     ready = ctx.ready
-    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+    body: dict[str, object] = {"ready": ready}
+    if ctx.manager is not None:
+        body["models"] = ctx.manager.provider_report()
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

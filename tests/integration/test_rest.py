@@ -193,7 +193,7 @@ def test_readiness_false_until_warm(tmp_path: Path) -> None:
     with serve_app(create_app(settings), ready_path=None) as u:
         assert HTTP.get(u + "/healthz").status_code == 200
         first = HTTP.get(u + "/readyz")
-        assert first.status_code == 503 and first.json() == {"ready": False}
+        assert first.status_code == 503 and first.json() == {"ready": False, "models": []}
         r = HTTP.post(u + "/v1/inspect", content=encode(defect_image()), headers=JPEG)
         assert r.status_code == 503 and r.json()["error"] == "not_ready"
         wait_until(lambda: HTTP.get(u + "/readyz").status_code == 200, timeout=120)

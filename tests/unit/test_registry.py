@@ -74,3 +74,28 @@ def test_corrupt_alias_file_is_a_registry_error(tiny_registry: Registry) -> None
     (tiny_registry.root / "tiny" / "aliases.json").write_text("{not json")
     with pytest.raises(RegistryError):
         tiny_registry.aliases("tiny")
+
+
+def test_alias_write_on_read_only_registry_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    from service.errors import RegistryReadOnly
+
+    reg = Registry(tmp_path / "reg")
+    reg.root.mkdir()
+    reg.register(write_artefact(tmp_path / "a"), "tiny", alias="production")
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(reg.root / "tiny"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(RegistryReadOnly, match="not writable by uid") as info:
+        reg.set_alias("tiny", "staging", 1)
+    assert info.value.http_status == 503 and info.value.code == "registry_read_only"
+    assert "Permission denied" in info.value.message
+    with pytest.raises(RegistryReadOnly):
+        reg.register(write_artefact(tmp_path / "b"), "tiny")
+    assert reg.aliases("tiny") == {"production": 1}
