@@ -78,7 +78,7 @@ async def show_model(name: str, ctx: Annotated[AppContext, Depends(get_ctx)]) ->
 @router.put(
     "/{name}/aliases/{alias}",
     response_model=AliasResult,
-    responses={s: {"model": ErrorBody} for s in (401, 404, 422)},
+    responses={s: {"model": ErrorBody} for s in (401, 404, 422, 503)},
     summary="Promote: point an alias at a version (hot swap)",
 )
 async def set_alias(

@@ -93,7 +93,7 @@ def _run_cli(
 def test_strict_providers_fails_api_start_up(tiny_registry: Registry) -> None:
     proc = _run_cli(["serve", "--port", "0"], tiny_registry.root)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
+    assert proc.returncode == 3, out  # uvicorn's "startup failed"
     assert "ProviderUnavailable" in out and "strict_providers refuses" in out
     assert "CUDAExecutionProvider" in out and "Application startup failed" in out
 
@@ -102,5 +102,5 @@ def test_strict_providers_fails_worker_start_up(tiny_registry: Registry) -> None
     # No Redis is needed: the models load (and fail) before the worker reads anything.
     proc = _run_cli(["worker", "infer", "--metrics-port", "0"], tiny_registry.root)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
+    assert proc.returncode == 3, out
     assert "ProviderUnavailable" in out and "strict_providers refuses" in out

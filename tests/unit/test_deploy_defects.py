@@ -205,3 +205,19 @@ def test_k8s_pods_seed_the_registry_and_report_why_they_exit() -> None:
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     (image,) = kustomization["images"]
     assert image["name"] == "lineinspect" and "/" in image["newName"]
+
+
+# --- image layers ----------------------------------------------------------------------
+def build_stage(text: str) -> list[str]:
+    stage = text.split(" AS build\n", 1)[1].split("\nFROM ", 1)[0]
+    return [line for line in stage.splitlines() if re.match(r"^(COPY|RUN) ", line)]
+
+
+def test_dependencies_install_in_a_layer_before_the_source() -> None:
+    for path in DOCKERFILES:
+        steps = build_stage(path.read_text())
+        assert steps[0] == "COPY pyproject.toml constraints.txt ./", path.name
+        assert steps[1].startswith("RUN ") and "requirements.txt" in steps[1], path.name
+        source = [i for i, s in enumerate(steps) if s.startswith("COPY service")]
+        assert source and source[0] > 1, path.name
+        assert steps[-1] == "RUN /opt/venv/bin/pip install --no-deps -c constraints.txt .", path
