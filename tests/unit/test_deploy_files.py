@@ -136,6 +136,7 @@ def test_dashboard_panels_query_real_metrics() -> None:
         "lineinspect_queue_lag",
         "lineinspect_dropped_frames_total",
         "lineinspect_model_info",
+        "lineinspect_model_execution_provider",
     ):
         assert needed in exprs, needed
     for q in ("0.5", "0.95", "0.99"):
