@@ -182,6 +182,21 @@ class Settings(BaseSettings):
         None, description="If set, promoting a model needs 'Authorization: Bearer <token>'."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # --- queue liveness and access control ---------------------------------------
+    # (Redis liveness: service/queue/liveness.py; tokens: service/auth/)
+    redis_heartbeat_ttl_ms: int = Field(
+        600, ge=50, le=60_000,
+        description="Lifetime of a worker's heartbeat key (refreshed every quarter of it); "
+        "the frames of a worker whose heartbeat lapsed are claimed by the others at once.",
+    )  # fmt: skip
+    redis_dead_letter_after: int = Field(
+        3, ge=1, le=100,
+        description="Deliveries after which a frame whose workers all died is moved to "
+        "<prefix>:dead and answered with an error (a poison frame) instead of redelivered.",
+    )  # fmt: skip
+    redis_dead_letter_maxlen: int = Field(
+        1000, ge=1, description="Frames kept in the dead-letter stream <prefix>:dead."
+    )
 
     @field_validator("models")
     @classmethod

@@ -137,6 +137,11 @@ class Metrics:
             "Redelivered frames whose answer had already been delivered (not answered again).",
             ["stream"], registry=r,
         )  # fmt: skip
+        self.queue_dead_letters = Counter(
+            "lineinspect_queue_dead_letter_frames",
+            "Frames moved to the dead-letter stream after too many deliveries (answered "
+            "with an error).", ["stream"], registry=r,
+        )  # fmt: skip
         self.redis_up = Gauge("lineinspect_redis_up", "1 while Redis answers.", registry=r)
 
     def observe_frame(
