@@ -24,10 +24,11 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from service.config import Settings
-from service.errors import DeadLettered, DeadlineExceeded, LineInspectError
+from service.errors import DeadlineExceeded, LineInspectError
 from service.inspector import Inspector
 from service.metrics import Metrics
 from service.queue.codec import QueuedFrame, decode_entry, error_reply, ok_reply
+from service.queue.deadletter import dead_letter
 from service.queue.health import RedisHealth
 from service.queue.liveness import Liveness, Pending
 from service.queue.monitor import QueueMonitor
@@ -183,13 +184,16 @@ class InferenceWorker:
         await self.liveness.beat()
         claimed = 0
         for name in [] if self._stopping else await self.liveness.dead_consumers():
+            taken = 0
             while (free := self.prefetch - len(self._in_flight)) > 0:
                 page = await self.liveness.pending(min(free, self.settings.max_batch), name)
                 got = await self._take_over(page, self.liveness.claim_idle_ms)
-                claimed += got
+                taken += got
                 if not got:
                     break
-            log.warning("consumer %s stopped heartbeating; took over its frames", name)
+            if taken:
+                log.warning("consumer %s stopped heartbeating; took over %d frames", name, taken)
+            claimed += taken
         return claimed
 
     async def _take_over(self, page: list[Pending], min_idle_ms: int) -> int:
@@ -267,7 +271,8 @@ class InferenceWorker:
         picked = time.time()
         record_json = ""
         if dead_after:
-            payload = await self._dead_letter(entry_id, fields, queued, dead_after)
+            payload = await dead_letter(self.client, self.settings, self.metrics, entry_id,
+                                        fields, queued, dead_after)  # fmt: skip
         elif queued.frame.remaining() <= 0:
             self.metrics.dropped.labels("expired").inc()
             payload = error_reply(DeadlineExceeded("deadline passed while queued in Redis"))
@@ -313,25 +318,6 @@ class InferenceWorker:
             if not fresh:
                 self.metrics.queue_duplicates.labels(k.frames).inc()
             return
-
-    async def _dead_letter(
-        self, entry_id: str, fields: dict[Any, Any], queued: QueuedFrame, deliveries: int
-    ) -> str:
-        """Keep a poison frame in ``<prefix>:dead``; returns the error answer to deliver."""
-        k, s = self.keys, self.settings
-        kept = {**fields, "entry": entry_id, "deliveries": deliveries, "dead_at": repr(time.time())}
-        with contextlib.suppress(*REDIS_DOWN):  # the answer matters more than the copy
-            await self.client.xadd(k.dead_letters, kept, maxlen=s.redis_dead_letter_maxlen,
-                                   approximate=False)  # fmt: skip
-        self.metrics.queue_dead_letters.labels(k.frames).inc()
-        log.error(
-            "frame %s (entry %s) was delivered %d times and every worker holding it died: "
-            "moved to %s", queued.frame.frame_id, entry_id, deliveries, k.dead_letters,
-        )  # fmt: skip
-        return error_reply(DeadLettered(
-            f"frame {queued.frame.frame_id} was delivered {deliveries} times and each worker "
-            f"holding it died; it is kept in {k.dead_letters} and not inspected"
-        ))  # fmt: skip
 
     async def _discard(self, entry_id: str) -> None:
         pipe = self.client.pipeline(transaction=True)
