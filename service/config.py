@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.processing import DEFAULT_IOU_THRESHOLD
+from service.auth.tokens import TokenEntry
 
 BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 
@@ -179,8 +180,9 @@ class Settings(BaseSettings):
     max_label_values: int = Field(64, ge=1, description="Cap on distinct line/camera values.")
     # --- security and logging ------------------------------------------------------
     admin_token: SecretStr | None = Field(
-        None, description="If set, promoting a model needs 'Authorization: Bearer <token>'."
-    )
+        None, description="Not supported: start-up fails when it is set; use `tokens` (an "
+        "entry with the admin scope).",
+    )  # fmt: skip
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # --- queue liveness and access control ---------------------------------------
     # (Redis liveness: service/queue/liveness.py; tokens: service/auth/)
@@ -197,6 +199,16 @@ class Settings(BaseSettings):
     redis_dead_letter_maxlen: int = Field(
         1000, ge=1, description="Frames kept in the dead-letter stream <prefix>:dead."
     )
+    tokens: list[TokenEntry] = Field(
+        default_factory=list,
+        description="Access tokens: entries {name, sha256, scopes} (scopes: infer, label, admin, "
+        "read, metrics), made by `lineinspect token new`. Empty = every route and RPC is open "
+        "(one warning at start-up); else each needs 'Authorization: Bearer <token>' with its "
+        "scope, except health and readiness (docs/operations.md, Security).",
+    )  # fmt: skip
+    grpc_reflection: bool = Field(
+        True, description="Offer gRPC server reflection (needs the read scope when tokens are set)."
+    )
 
     @field_validator("models")
     @classmethod
@@ -211,6 +223,17 @@ class Settings(BaseSettings):
         bad = {k: t for k, t in v.items() if not 0 <= t <= 1}
         if bad:
             raise ValueError(f"thresholds must be within [0, 1]: {bad}")
+        return v
+
+    @field_validator("admin_token")
+    @classmethod
+    def _no_admin_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            raise ValueError(
+                "admin_token is not supported, scoped tokens protect every route: run "
+                "`lineinspect token new --scopes admin` and put the entry it prints under "
+                "`tokens` (docs/operations.md, Security)"
+            )
         return v
 
     @model_validator(mode="after")

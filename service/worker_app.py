@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import __version__
+from service.auth import http as auth_http
 from service.config import Settings
 from service.errors import LineInspectError
 from service.inspector import Inspector
@@ -73,6 +74,7 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="lineinspect worker", version=__version__, lifespan=lifespan)
+    auth_http.install(app, settings.tokens)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
