@@ -81,16 +81,19 @@ def test_sigkilled_worker_loses_no_frame_with_default_settings(
     ):
         futures = [pool.submit(post, url) for _ in range(300)]
 
+        held = 0
+
         def frozen_holding_frames() -> bool:
+            nonlocal held
             victim.proc.send_signal(signal.SIGSTOP)  # frozen: it cannot ack after the check
-            if sum(f.done() for f in futures) >= 60 and held_by(redis_server, "w0") > 0:
+            held = held_by(redis_server, "w0")
+            if sum(f.done() for f in futures) >= 60 and held > 0:
                 return True
             victim.proc.send_signal(signal.SIGCONT)
             return False
 
         wait_until(frozen_holding_frames, timeout=120, interval=0.01)
-        held = held_by(redis_server, "w0")
-        victim.kill()
+        victim.kill()  # still frozen since the check: it never answers the frames it held
         res = [f.result() for f in futures]
         codes = [r.status_code for r, _ in res]
         bad = [r.text for r, _ in res if r.status_code != 200]
