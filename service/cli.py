@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from service.auth.cli import token
 from service.config import ConfigError, Settings, load_settings
 from service.errors import LineInspectError
 from service.registry import Registry
@@ -113,6 +114,9 @@ registry_option = click.option(
 @click.version_option(package_name="lineinspect")
 def main() -> None:
     """lineinspect: inline defect inspection for production lines."""
+
+
+main.add_command(token)
 
 
 @main.command()

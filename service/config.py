@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.processing import DEFAULT_IOU_THRESHOLD
+from service.auth.tokens import TokenEntry
 
 BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 
@@ -179,8 +180,9 @@ class Settings(BaseSettings):
     max_label_values: int = Field(64, ge=1, description="Cap on distinct line/camera values.")
     # --- security and logging ------------------------------------------------------
     admin_token: SecretStr | None = Field(
-        None, description="If set, promoting a model needs 'Authorization: Bearer <token>'."
-    )
+        None, description="Not supported: start-up fails when it is set; use `tokens` (an "
+        "entry with the admin scope).",
+    )  # fmt: skip
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # --- deploy (execution providers) ---------------------------------------------
     strict_providers: bool = Field(
@@ -189,6 +191,31 @@ class Settings(BaseSettings):
         "every execution provider in `providers`; off = log a WARNING and serve on the "
         "fallback. Either way the provider shows in /readyz and "
         "lineinspect_model_execution_provider.",
+    )
+    # --- queue liveness and access control ---------------------------------------
+    # (Redis liveness: service/queue/liveness.py; tokens: service/auth/)
+    redis_heartbeat_ttl_ms: int = Field(
+        600, ge=50, le=60_000,
+        description="Lifetime of a worker's heartbeat key (refreshed every quarter of it); "
+        "the frames of a worker whose heartbeat lapsed are claimed by the others at once.",
+    )  # fmt: skip
+    redis_dead_letter_after: int = Field(
+        3, ge=1, le=100,
+        description="Deliveries after which a frame whose workers all died is moved to "
+        "<prefix>:dead and answered with an error (a poison frame) instead of redelivered.",
+    )  # fmt: skip
+    redis_dead_letter_maxlen: int = Field(
+        1000, ge=1, description="Frames kept in the dead-letter stream <prefix>:dead."
+    )
+    tokens: list[TokenEntry] = Field(
+        default_factory=list,
+        description="Access tokens: entries {name, sha256, scopes} (scopes: infer, label, admin, "
+        "read, metrics), made by `lineinspect token new`. Empty = every route and RPC is open "
+        "(one warning at start-up); else each needs 'Authorization: Bearer <token>' with its "
+        "scope, except health and readiness (docs/operations.md, Security).",
+    )  # fmt: skip
+    grpc_reflection: bool = Field(
+        True, description="Offer gRPC server reflection (needs the read scope when tokens are set)."
     )
 
     @field_validator("models")
@@ -204,6 +231,17 @@ class Settings(BaseSettings):
         bad = {k: t for k, t in v.items() if not 0 <= t <= 1}
         if bad:
             raise ValueError(f"thresholds must be within [0, 1]: {bad}")
+        return v
+
+    @field_validator("admin_token")
+    @classmethod
+    def _no_admin_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            raise ValueError(
+                "admin_token is not supported, scoped tokens protect every route: run "
+                "`lineinspect token new --scopes admin` and put the entry it prints under "
+                "`tokens` (docs/operations.md, Security)"
+            )
         return v
 
     @model_validator(mode="after")

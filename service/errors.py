@@ -59,6 +59,14 @@ class Unauthorized(LineInspectError):
     code = "unauthorized"
 
 
+class Forbidden(LineInspectError):
+    """A valid token that lacks the scope the operation needs."""
+
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+    code = "forbidden"
+
+
 class ModelNotFound(LineInspectError):
     """The model reference names no model, alias or version in the registry."""
 
@@ -124,3 +132,10 @@ class ProviderUnavailable(LineInspectError):
     http_status = 503
     grpc_code = "UNAVAILABLE"
     code = "provider_unavailable"
+
+class DeadLettered(LineInspectError):
+    """The frame was delivered to workers too often (each died): it is set aside, not run."""
+
+    http_status = 422
+    grpc_code = "FAILED_PRECONDITION"
+    code = "dead_lettered"

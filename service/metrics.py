@@ -9,6 +9,7 @@ misbehaving client cannot explode cardinality.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from service.model_stats import ModelStats
 
 OTHER = "other"
+#: Longest line/camera label value kept (longer ones are cut).
+MAX_LABEL_CHARS = 64
 
 # Seconds; dense where a takt time lives (1-100 ms), sparse beyond.
 LATENCY_BUCKETS = (
@@ -25,11 +28,22 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 
 
+def clean_label(value: str) -> str:
+    """A client-given label value made safe to export and display: control and format
+    characters (bidi overrides and marks, zero-width characters) removed, at most
+    :data:`MAX_LABEL_CHARS` characters."""
+    if value.isprintable() and len(value) <= MAX_LABEL_CHARS and value.isascii():
+        return value  # the common case, checked without a per-character loop
+    kept = "".join(c for c in value if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return kept[:MAX_LABEL_CHARS]
+
+
 class LabelBounder:
-    """Maps free-form label values onto a bounded set.
+    """Maps free-form label values onto a bounded set of clean values.
 
     With an explicit allow-list, anything outside it becomes ``other``. Without one,
-    the first ``max_values`` distinct values are admitted and the rest become ``other``.
+    values are cleaned (:func:`clean_label`), the first ``max_values`` distinct ones
+    are admitted and the rest become ``other``.
     """
 
     def __init__(self, allowed: Iterable[str] | None, max_values: int) -> None:
@@ -42,6 +56,11 @@ class LabelBounder:
             return "unknown"
         if self._allowed is not None:
             return value if value in self._allowed else OTHER
+        if value in self._seen:
+            return value
+        value = clean_label(value)
+        if not value:
+            return "unknown"
         if value in self._seen:
             return value
         if len(self._seen) < self._max:
@@ -142,6 +161,11 @@ class Metrics:
             "lineinspect_queue_duplicate_frames",
             "Redelivered frames whose answer had already been delivered (not answered again).",
             ["stream"], registry=r,
+        )  # fmt: skip
+        self.queue_dead_letters = Counter(
+            "lineinspect_queue_dead_letter_frames",
+            "Frames moved to the dead-letter stream after too many deliveries (answered "
+            "with an error).", ["stream"], registry=r,
         )  # fmt: skip
         self.redis_up = Gauge("lineinspect_redis_up", "1 while Redis answers.", registry=r)
 

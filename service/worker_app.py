@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -19,7 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import __version__
+from service.auth import http as auth_http
 from service.config import Settings
+from service.errors import LineInspectError
 from service.inspector import Inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
@@ -74,6 +77,7 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="lineinspect worker", version=__version__, lifespan=lifespan)
+    auth_http.install(app, settings.tokens)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -96,10 +100,34 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
     return app
 
 
+def bind_metrics_socket(settings: Settings) -> socket.socket:
+    """Bind ``host:worker_metrics_port`` before anything starts, so a port in use (a
+    second worker on the host) fails at once, naming the port and the option."""
+    host, port = settings.host, settings.worker_metrics_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts after TIME_WAIT
+    try:
+        sock.bind((host, port))
+        sock.listen(128)  # listening now: a second worker's bind fails, even mid-start-up
+    except OSError as exc:
+        sock.close()
+        raise LineInspectError(
+            f"cannot bind the worker metrics port {host}:{port} ({exc.strerror}); another "
+            "worker on this host? Give each worker its own port with --metrics-port "
+            "(LINEINSPECT_WORKER_METRICS_PORT), or 0 for a free one"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_worker(settings: Settings, consumer: str | None = None) -> None:
     """Consume until SIGINT/SIGTERM, then drain."""
-    uvicorn.run(
-        create_worker_app(settings, consumer), host=settings.host,
-        port=settings.worker_metrics_port, log_level=settings.log_level.lower(),
+    sock = bind_metrics_socket(settings)
+    host, port = sock.getsockname()[:2]
+    log.info("worker metrics, health and readiness on http://%s:%d", host, port)
+    config = uvicorn.Config(
+        create_worker_app(settings, consumer), log_level=settings.log_level.lower(),
         access_log=False, timeout_graceful_shutdown=15,
     )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])

@@ -15,6 +15,7 @@ from service.api import health, inspect, models
 from service.api.context import AppContext
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
+from service.auth import http as auth_http
 from service.config import Settings
 from service.frames import FrameBackend
 from service.inspector import Inspector
@@ -111,6 +112,7 @@ def create_app(
         app.include_router(r)
     for hook in extra_routers:
         hook(app)
+    auth_http.install(app, settings.tokens)  # inside the observability middleware
     app.add_middleware(ObservabilityMiddleware)
     return app
 

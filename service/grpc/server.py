@@ -4,7 +4,8 @@
 lifespan with the :class:`AppContext`, so gRPC shares the backend, the batcher and
 the metrics with REST. It serves ``lineinspect.v1.InspectionService``,
 ``inference.GRPCInferenceService``, the standard health service (status follows
-readiness) and server reflection; limits message sizes; optionally requires TLS and
+readiness) and server reflection (``grpc_reflection``); checks tokens
+(:mod:`service.auth.grpc`); limits message sizes; optionally requires TLS and
 client certificates; and on exit stops reading new frames, answers the admitted ones
 and waits up to ``grpc_shutdown_grace_s`` for calls to finish.
 """
@@ -24,6 +25,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from service.api.context import AppContext
+from service.auth.grpc import AuthInterceptor
+from service.auth.tokens import TokenVerifier
 from service.config import Settings
 from service.grpc import inspection, kserve
 from service.grpc.errors import EdgeInterceptor
@@ -89,7 +92,11 @@ class GrpcEdge:
                 ("grpc.http2.bdp_probe", 0),
             ]
         prefixes = tuple(f"/{name}/" for name in SERVICES)
-        server = aio.server(interceptors=[EdgeInterceptor(ctx.metrics, prefixes)], options=options)
+        interceptors = [
+            AuthInterceptor(TokenVerifier(s.tokens), ctx.metrics),  # outermost: refuse first
+            EdgeInterceptor(ctx.metrics, prefixes),
+        ]
+        server = aio.server(interceptors=interceptors, options=options)
         self.inspection = inspection.InspectionServicer(ctx)
         self.kserve = kserve.KServeServicer(ctx)
         # The generated *_pb2_grpc modules carry no type hints.
@@ -99,8 +106,9 @@ class GrpcEdge:
         add_kserve(self.kserve, server)
         checker = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-        names = (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server, pool=reflection_pool())
+        if s.grpc_reflection:
+            names = (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server, pool=reflection_pool())
         return server, checker
 
     @asynccontextmanager

@@ -10,15 +10,22 @@ Data flow (keys under ``settings.redis_prefix``, default ``lineinspect``):
   (waiting + being processed) and nothing unanswered is ever trimmed.
 * Consumer group ``redis_group``: workers (``lineinspect worker infer``) read with
   XREADGROUP and push every frame through the same :class:`service.inspector.Inspector`
-  (decode, dynamic batching, post-processing) as the in-process service. Entries left
-  pending by a dead worker are taken over with XAUTOCLAIM after
-  ``redis_reclaim_idle_ms``.
-* Delivery is one Lua script per frame: ``SET <prefix>:done:<rid> NX`` guards a single
-  answer; only the first delivery appends the reply to ``<prefix>:replies:<instance>``
-  (the waiting API instance's own stream, bounded and expiring) and the record to
-  ``<prefix>:results`` (bounded audit trail). The frame is XACKed and XDELed in the
-  same script, so acknowledgement happens only with (or after) delivery, and a
-  redelivered frame never yields a second answer.
+  (decode, dynamic batching, post-processing) as the in-process service. Each worker
+  heartbeats ``<prefix>:alive:<consumer>``; the frames of a worker whose heartbeat
+  lapsed are claimed by the others within ``redis_heartbeat_ttl_ms`` or so
+  (:mod:`service.queue.liveness`), frames idle for ``redis_reclaim_idle_ms`` are
+  claimed as a backstop, and a frame delivered ``redis_dead_letter_after`` times to
+  workers that all died goes to ``<prefix>:dead``, answered with an error.
+* Delivery is one Lua script per frame: ``SET <prefix>:done:<id> NX`` (holding the
+  answer) guards a single answer per frame identity (frame id, model, bytes; see
+  :func:`service.queue.codec.frame_identity`): only the first delivery appends the
+  record to ``<prefix>:results`` (bounded audit trail); every requester of that frame,
+  a client's retry included, gets the stored answer on ``<prefix>:replies:<instance>``
+  (its API instance's own stream, bounded and expiring). Error answers are kept per
+  request, so a retry after an error is inspected afresh. The frame is XACKed and
+  XDELed in the same script, so acknowledgement happens only with (or after) delivery,
+  and a redelivered frame never yields a second answer.
 * The API instance reads its reply stream with one blocking XREAD loop and resolves the
-  waiting request; past the frame's deadline it answers 504 itself.
+  waiting request; past the frame's deadline it answers 504 itself, and when the reader
+  loses Redis every frame in flight is answered 503 at once (retry with the same id).
 """

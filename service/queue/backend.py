@@ -3,7 +3,9 @@
 Implements :class:`service.frames.FrameBackend`. Used as an async context manager by
 the app lifespan (connect, create the group, start the reply listener and probes).
 Every request ends explicitly: its record, the worker's error, 429 (stream full), 503
-(Redis unreachable, in microseconds while it is known down) or 504 (deadline).
+(Redis unreachable, in microseconds while it is known down; also at once for every
+frame in flight when the reply reader loses Redis, since their answers may be lost) or
+504 (deadline).
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ class RedisFrameBackend:
                 ) from None
         finally:
             self._waiting.pop(rid, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # failed by the reply reader while enqueueing: retrieved here
         record = decode_reply(payload)
         record.timing_ms.total = round((time.perf_counter() - frame.received) * 1000, 3)
         t = record.timing_ms
@@ -158,6 +162,7 @@ class RedisFrameBackend:
                 )
             except REDIS_DOWN as exc:
                 self.health.mark_down(exc)
+                self._fail_waiting(exc)
                 continue
             except Exception:
                 log.exception("reading replies failed; retrying")
@@ -166,6 +171,21 @@ class RedisFrameBackend:
             for entry_id, fields in stream_entries(resp):
                 last_id = entry_id
                 self._resolve(fields)
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        """Answer every frame in flight 503 now: its reply may be lost with Redis, so
+        waiting until its deadline would only turn a retryable error into a 504."""
+        failed = 0
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(Unavailable(
+                    f"the frame queue (Redis) was lost while this frame was in flight ({exc}); "
+                    "retry with the same frame id"
+                ))  # fmt: skip
+                failed += 1
+        if failed:
+            self.metrics.dropped.labels("unavailable").inc(failed)
+            log.warning("reply reader lost Redis: %d frames in flight answered 503", failed)
 
     def _resolve(self, fields: dict[bytes, bytes]) -> None:
         rid = text(fields.get(b"rid", b""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -24,12 +25,26 @@ class QueuedFrame:
     rid: str
     reply_to: str
     enqueued: float  # wall-clock epoch seconds when the API appended it
+    once: str  # the frame's identity: a retry of the same frame is inspected once
+
+
+def frame_identity(frame: Frame) -> str:
+    """Digest of frame id, model reference, pixel layout and bytes: the same frame sent
+    again (a client retry) has the same identity; another image under a reused frame
+    id does not."""
+    h = hashlib.blake2b(digest_size=16)
+    layout = frame.pixels.encode() if frame.pixels else ""
+    for part in (frame.frame_id, frame.model_ref or "", layout):
+        h.update(part.encode() + b"\0")
+    h.update(frame.data)
+    return h.hexdigest()
 
 
 def encode_entry(frame: Frame, rid: str, reply_to: str) -> list[bytes | str]:
     """Flat field/value list of a stream entry (ARGV of the enqueue script)."""
     values: dict[str, bytes | str] = {
         "rid": rid,
+        "once": frame_identity(frame),
         "reply": reply_to,
         "deadline": repr(frame.deadline),
         "enq": repr(time.time()),
@@ -57,7 +72,9 @@ def decode_entry(fields: dict[Any, Any]) -> QueuedFrame:
         line=opt["line"], camera=opt["camera"], model_ref=opt["model"], image_name=opt["image"],
         frame_id=opt["frame_id"] or "", pixels=pixels,
     )  # fmt: skip
-    return QueuedFrame(frame, text(f["rid"]), text(f["reply"]), float(text(f["enq"])))
+    rid = text(f["rid"])
+    once = text(f["once"]) if f.get("once") else rid
+    return QueuedFrame(frame, rid, text(f["reply"]), float(text(f["enq"])), once)
 
 
 def ok_reply(record: DetectionRecord) -> str:

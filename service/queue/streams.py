@@ -27,15 +27,19 @@ return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 # KEYS: frames stream, done marker, reply stream, results stream.
 # ARGV: group, entry id, rid, done ttl ms, reply payload, reply maxlen, reply ttl ms,
 #       results maxlen, record json ('' = nothing to audit).
-# The first delivery of a rid answers and audits; any later one only acknowledges.
+# The first delivery under a done marker stores its reply there, answers and audits; a
+# later one (a redelivery, or a retry of the same frame) answers its requester with the
+# stored reply and audits nothing.
 DELIVER_LUA = """
-local fresh = redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[4])
-if fresh then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'rid', ARGV[3], 'reply', ARGV[5])
+local fresh = redis.call('SET', KEYS[2], ARGV[5], 'NX', 'PX', ARGV[4])
+local reply = ARGV[5]
+if not fresh then reply = redis.call('GET', KEYS[2]) end
+if reply then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'rid', ARGV[3], 'reply', reply)
   redis.call('PEXPIRE', KEYS[3], ARGV[7])
-  if ARGV[9] ~= '' then
-    redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], '*', 'rid', ARGV[3], 'record', ARGV[9])
-  end
+end
+if fresh and ARGV[9] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], '*', 'rid', ARGV[3], 'record', ARGV[9])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -71,8 +75,17 @@ class QueueKeys:
         return f"{self.prefix}:replies:{instance}"
 
     def done(self, rid: str) -> str:
-        """The 'answered' marker of one request."""
+        """The 'answered' marker (holding the answer) of one request or one frame."""
         return f"{self.prefix}:done:{rid}"
+
+    def alive(self, consumer: str) -> str:
+        """The heartbeat key of one worker (expires unless refreshed)."""
+        return f"{self.prefix}:alive:{consumer}"
+
+    @property
+    def dead_letters(self) -> str:
+        """The bounded stream of frames that were delivered too often (poison frames)."""
+        return f"{self.prefix}:dead"
 
 
 def connect(settings: Settings, block_ms: int = 0) -> aioredis.Redis:

@@ -1,11 +1,14 @@
 """The inference worker loop: consume the frame stream with the local :class:`Inspector`.
 
-Frames read from the consumer group (and frames reclaimed from dead workers) are
-inspected concurrently, so the model's :class:`service.batcher.Batcher` forms batches
-of up to ``max_batch`` within ``max_delay_ms`` exactly as in the single-node service.
-Each answer is delivered with one Lua script that also acknowledges and deletes the
-entry (see :mod:`service.queue`); a delivery that fails because Redis is down leaves
-the entry pending, to be reclaimed once Redis is back.
+Frames read from the consumer group (and frames claimed from dead workers, see
+:mod:`service.queue.liveness`) are inspected concurrently, so the model's
+:class:`service.batcher.Batcher` forms batches of up to ``max_batch`` within
+``max_delay_ms`` exactly as in the single-node service. Each answer is delivered with
+one Lua script that also acknowledges and deletes the entry (see :mod:`service.queue`);
+a delivery that fails because Redis is down leaves
+the entry pending, to be reclaimed once Redis is back. A frame delivered
+``redis_dead_letter_after`` times to workers that all died is a poison frame: it goes to
+``<prefix>:dead`` and is answered with :class:`service.errors.DeadLettered`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from service.errors import DeadlineExceeded, LineInspectError
 from service.inspector import Inspector
 from service.metrics import Metrics
 from service.queue.codec import QueuedFrame, decode_entry, error_reply, ok_reply
+from service.queue.deadletter import dead_letter
 from service.queue.health import RedisHealth
+from service.queue.liveness import Liveness, Pending
 from service.queue.monitor import QueueMonitor
 from service.queue.streams import (
     DELIVER_LUA,
@@ -66,11 +71,13 @@ class InferenceWorker:
             self.client, self.keys, metrics, self.health, s.redis_stats_interval_s
         )
         self._deliver = self.client.register_script(DELIVER_LUA)
+        self.liveness = Liveness(self.client, self.keys, self.consumer, s.redis_heartbeat_ttl_ms)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
-        for series in (metrics.queue_reclaimed, metrics.queue_duplicates):
+        m = metrics
+        for series in (m.queue_reclaimed, m.queue_duplicates, m.queue_dead_letters):
             series.labels(self.keys.frames)  # export zeros, so rate() has data from the start
         for reason in ("expired", "malformed"):
             metrics.dropped.labels(reason)
@@ -81,12 +88,15 @@ class InferenceWorker:
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         """Join the group and start reading, reclaiming and exporting queue stats."""
-        await self.health.probe()
+        if await self.health.probe():
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.liveness.beat()  # alive before the first frame is read
         self.health.start()
         self.monitor.start()
         self._loops = [
             asyncio.create_task(self._read_loop(), name="worker-read"),
             asyncio.create_task(self._reclaim_loop(), name="worker-reclaim"),
+            asyncio.create_task(self._liveness_loop(), name="worker-liveness"),
         ]
         log.info(
             "worker %s consuming %s (group %s)", self.consumer, self.keys.frames, self.keys.group
@@ -101,10 +111,15 @@ class InferenceWorker:
         """Stop reading, finish (deliver) the frames in hand, close the connections."""
         self._stopping = True
         if self._loops:
-            read, reclaim = self._loops
+            read, reclaim, liveness = self._loops
             await cancel_task(reclaim)
             await asyncio.wait([read], timeout=self.settings.redis_block_ms / 1000 + 2)
             await cancel_task(read)
+            if self._in_flight:  # heartbeating on: the frames in hand stay ours
+                await asyncio.wait(list(self._in_flight.values()), timeout=timeout)
+            await cancel_task(liveness)
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.liveness.forget()
         if self._in_flight:
             await asyncio.wait(list(self._in_flight.values()), timeout=timeout)
         await self.monitor.stop()
@@ -148,27 +163,75 @@ class InferenceWorker:
             self.health.mark_down(exc)
 
     async def reclaim_once(self) -> int:
-        """Take over frames pending longer than ``redis_reclaim_idle_ms``; returns how many."""
-        start, claimed_total = "0-0", 0
+        """Take over frames pending longer than ``redis_reclaim_idle_ms``; returns how many.
+
+        The backstop for a worker that heartbeats but does not finish its frames.
+        """
+        idle, after, claimed = self.settings.redis_reclaim_idle_ms, None, 0
         while (free := self.prefetch - len(self._in_flight)) > 0:
-            s = self.settings
-            nxt, claimed, *_deleted = await self.client.xautoclaim(
-                self.keys.frames, self.keys.group, self.consumer, s.redis_reclaim_idle_ms, start,
-                count=min(free, s.max_batch),
-            )  # fmt: skip
-            for entry_id, fields in claimed:
-                eid = text(entry_id) if entry_id is not None else ""
-                if fields is None or eid in self._in_flight:
-                    continue  # deleted meanwhile, or ours and merely slow
-                self.metrics.queue_reclaimed.labels(self.keys.frames).inc()
-                claimed_total += 1
-                self._spawn(eid, fields)
-            start = text(nxt)
-            if start == "0-0":
+            page = await self.liveness.pending(min(free, self.settings.max_batch), idle_ms=idle,
+                                               after=after)  # fmt: skip
+            if not page:
                 break
-        if claimed_total:
-            log.warning("reclaimed %d frames from idle consumers", claimed_total)
-        return claimed_total
+            claimed += await self._take_over(page, idle)
+            after = page[-1].entry_id
+        if claimed:
+            log.warning("reclaimed %d frames from idle consumers", claimed)
+        return claimed
+
+    async def reclaim_dead(self) -> int:
+        """Heartbeat, then claim the frames of consumers whose heartbeat lapsed."""
+        await self.liveness.beat()
+        claimed = 0
+        for name in [] if self._stopping else await self.liveness.dead_consumers():
+            taken = 0
+            while (free := self.prefetch - len(self._in_flight)) > 0:
+                page = await self.liveness.pending(min(free, self.settings.max_batch), name)
+                got = await self._take_over(page, self.liveness.claim_idle_ms)
+                taken += got
+                if not got:
+                    break
+            if taken:
+                log.warning("consumer %s stopped heartbeating; took over %d frames", name, taken)
+            claimed += taken
+        return claimed
+
+    async def _take_over(self, page: list[Pending], min_idle_ms: int) -> int:
+        """XCLAIM ``page`` (those still idle ``min_idle_ms``) and process or dead-letter
+        each; returns how many were claimed."""
+        wanted = {p.entry_id: p for p in page if p.entry_id not in self._in_flight}
+        if not wanted:
+            return 0
+        claimed: list[Any] = await self.client.xclaim(
+            self.keys.frames, self.keys.group, self.consumer, min_idle_ms, list(wanted)
+        )
+        count = 0
+        for entry_id, fields in claimed:
+            eid = text(entry_id) if entry_id is not None else ""
+            if fields is None or eid not in wanted or eid in self._in_flight:
+                continue  # deleted meanwhile
+            count += 1
+            deliveries = wanted[eid].deliveries
+            if deliveries >= self.settings.redis_dead_letter_after:
+                self._spawn(eid, fields, dead_after=deliveries)
+            else:
+                self.metrics.queue_reclaimed.labels(self.keys.frames).inc()
+                self._spawn(eid, fields)
+        return count
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            if self.health.up:
+                try:
+                    await self.reclaim_dead()
+                except REDIS_DOWN as exc:
+                    self.health.mark_down(exc)
+                except ResponseError as exc:
+                    if not is_nogroup(exc):
+                        log.exception("liveness check failed")
+                except Exception:
+                    log.exception("liveness check failed")
+            await asyncio.sleep(self.liveness.period_s)
 
     async def _reclaim_loop(self) -> None:
         period = max(0.05, self.settings.redis_reclaim_idle_ms / 2000)
@@ -187,8 +250,9 @@ class InferenceWorker:
                 log.exception("reclaim failed")
 
     # --- processing -----------------------------------------------------------------------
-    def _spawn(self, entry_id: str, fields: dict[Any, Any]) -> None:
-        task = asyncio.create_task(self._process(entry_id, fields), name=f"frame-{entry_id}")
+    def _spawn(self, entry_id: str, fields: dict[Any, Any], dead_after: int = 0) -> None:
+        work = self._process(entry_id, fields, dead_after)
+        task = asyncio.create_task(work, name=f"frame-{entry_id}")
         self._in_flight[entry_id] = task
         task.add_done_callback(lambda _t: self._finished(entry_id))
 
@@ -196,7 +260,7 @@ class InferenceWorker:
         self._in_flight.pop(entry_id, None)
         self._slot_freed.set()
 
-    async def _process(self, entry_id: str, fields: dict[Any, Any]) -> None:
+    async def _process(self, entry_id: str, fields: dict[Any, Any], dead_after: int = 0) -> None:
         try:
             queued = decode_entry(fields)
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
@@ -206,7 +270,10 @@ class InferenceWorker:
             return
         picked = time.time()
         record_json = ""
-        if queued.frame.remaining() <= 0:
+        if dead_after:
+            payload = await dead_letter(self.client, self.settings, self.metrics, entry_id,
+                                        fields, queued, dead_after)  # fmt: skip
+        elif queued.frame.remaining() <= 0:
             self.metrics.dropped.labels("expired").inc()
             payload = error_reply(DeadlineExceeded("deadline passed while queued in Redis"))
         else:
@@ -228,7 +295,10 @@ class InferenceWorker:
     ) -> None:
         s, k = self.settings, self.keys
         ttl_ms = int(s.redis_dedupe_ttl_s * 1000)
-        keys = [k.frames, k.done(queued.rid), queued.reply_to, k.results]
+        # A record is the frame's answer for any retry of it; an error (deadline, dead
+        # letter) answers only this request, so a retry is inspected afresh.
+        marker = k.done(queued.once if record_json else queued.rid)
+        keys = [k.frames, marker, queued.reply_to, k.results]
         args: list[str | int] = [
             k.group, entry_id, queued.rid, ttl_ms, payload, s.redis_reply_maxlen, ttl_ms,
             s.redis_results_maxlen, record_json,

@@ -287,19 +287,23 @@ def test_results_stream_is_bounded(tmp_path: Path, redis_server: RedisServer) ->
 
 
 def test_delivery_is_idempotent(redis_server: RedisServer) -> None:
-    """A redelivered frame (same rid) acknowledges but never answers or audits twice."""
+    """A redelivered frame or a retry of it (same done marker) is audited once; every
+    requester gets the first answer."""
     r = redis_server.client()
     deliver = r.register_script(DELIVER_LUA)
     r.xgroup_create(KEYS.frames, KEYS.group, id="0", mkstream=True)
-    keys = [KEYS.frames, KEYS.done("rid-1"), KEYS.replies("api-1"), KEYS.results]
     answers = []
-    for _ in range(2):  # the second delivery is the redelivered copy of the same frame
-        entry = r.xadd(KEYS.frames, {"rid": "rid-1"})
+    for n, (rid, payload) in enumerate([("rid-1", '{"ok": 1}'), ("rid-2", '{"ok": 2}')]):
+        keys = [KEYS.frames, KEYS.done("frame-1"), KEYS.replies(f"api-{n}"), KEYS.results]
+        entry = r.xadd(KEYS.frames, {"rid": rid})
         r.xreadgroup(KEYS.group, "w", {KEYS.frames: ">"})
-        args = [KEYS.group, entry, "rid-1", 60_000, '{"ok": true}', 100, 60_000, 10, '{"r": 1}']
+        args = [KEYS.group, entry, rid, 60_000, payload, 100, 60_000, 10, '{"r": 1}']
         answers.append(deliver(keys=keys, args=args))
     assert answers == [1, 0]
-    assert r.xlen(KEYS.replies("api-1")) == 1 and r.xlen(KEYS.results) == 1
+    for n, rid in enumerate(["rid-1", "rid-2"]):
+        ((_, reply),) = r.xrange(KEYS.replies(f"api-{n}"))
+        assert reply == {b"rid": rid.encode(), b"reply": b'{"ok": 1}'}
+    assert r.xlen(KEYS.results) == 1
     assert r.xlen(KEYS.frames) == 0 and r.xpending(KEYS.frames, KEYS.group)["pending"] == 0
 
 

@@ -33,7 +33,7 @@ def _settings(reg: Registry, **kw: Any):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def url(tiny_registry: Registry) -> Iterator[str]:
-    with serve_app(create_app(_settings(tiny_registry, admin_token="s3cret"))) as u:
+    with serve_app(create_app(_settings(tiny_registry))) as u:  # no tokens (see test_scopes)
         yield u
 
 
@@ -123,22 +123,18 @@ def test_concurrent_requests_share_batches(url: str) -> None:
     assert total == 96 and count < 96, "no request shared a batch"
 
 
-def test_models_endpoints_and_admin_token(url: str) -> None:
+def test_models_endpoints(url: str) -> None:
     models = HTTP.get(url + "/v1/models").json()
     assert models == [{"name": "tiny", "versions": [1, 2], "aliases": {"production": 1}}]
     detail = HTTP.get(url + "/v1/models/tiny").json()
     assert detail["cards"]["2"]["version"] == 2 and detail["serving"] == {"production": 1}
     assert HTTP.get(url + "/v1/models/nope").status_code == 404
-    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2})
-    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
-    auth = {"Authorization": "Bearer s3cret"}
-    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 9}, headers=auth)
+    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 9})
     assert r.status_code == 404
 
 
 def test_hot_swap_under_load_fails_nothing(url: str, tiny_registry: Registry) -> None:
     data = encode(defect_image())
-    auth = {"Authorization": "Bearer s3cret"}
 
     def one(_: int) -> tuple[int, int, str]:
         r = HTTP.post(url + "/v1/inspect", content=data, headers=JPEG, timeout=30)
@@ -147,7 +143,7 @@ def test_hot_swap_under_load_fails_nothing(url: str, tiny_registry: Registry) ->
 
     with cf.ThreadPoolExecutor(16) as pool:
         before = [pool.submit(one, i) for i in range(150)]
-        r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2}, headers=auth)
+        r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2})
         assert r.status_code == 200 and r.json()["previous"] == 1
         after = [pool.submit(one, i) for i in range(150)]
         results = [f.result() for f in before + after]
@@ -231,8 +227,7 @@ def test_promoting_a_broken_version_is_refused_and_changes_nothing(
     art = write_artefact(tmp_path / "broken")
     (art / "model.onnx").write_bytes(b"definitely not onnx")
     tiny_registry.register(art, "tiny")  # v3: registers (card is fine) but cannot load
-    auth = {"Authorization": "Bearer s3cret"}
-    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 3}, headers=auth)
+    r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 3})
     assert r.status_code == 422 and r.json()["error"] == "registry_error"
     assert tiny_registry.aliases("tiny") == {"production": 1}
     ok = HTTP.post(url + "/v1/inspect", content=encode(defect_image()), headers=JPEG)

@@ -23,9 +23,9 @@ class WorkerProcess:
 
     def __init__(
         self, name: str, registry: Path, redis_url: str, log_dir: Path,
-        models: Sequence[str] = ("tiny",), **settings: object,
+        models: Sequence[str] = ("tiny",), port: int | None = None, **settings: object,
     ) -> None:  # fmt: skip
-        self.name, self.port = name, free_port()
+        self.name, self.port = name, port or free_port()
         self.log_path = log_dir / f"worker-{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINEINSPECT_")}
         env.update({f"LINEINSPECT_{k.upper()}": str(v) for k, v in settings.items()})
