@@ -4,7 +4,9 @@
 :class:`LineInspectError` becomes its ``grpc_code``; anything else becomes INTERNAL
 and is logged with the request id (from the ``x-request-id`` metadata, else a new
 one), which every answer carries back in its trailing metadata. It also keeps the
-``protocol="grpc"`` request metrics.
+``protocol="grpc"`` request metrics, and parses the request messages itself, so bytes
+that are not a valid message answer INVALID_ARGUMENT (grpc's own parsing answers them
+with a bare UNKNOWN or INTERNAL).
 """
 
 from __future__ import annotations
@@ -18,13 +20,27 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from service.errors import LineInspectError
+from service.errors import InvalidInput, LineInspectError, client_message
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 ERROR_CODE_KEY = "lineinspect-error"
+
+
+def _parser(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """``deserializer`` raising :class:`InvalidInput` for bytes that are not a message."""
+
+    def parse(raw: bytes) -> Any:
+        if deserializer is None:
+            return raw
+        try:
+            return deserializer(raw)
+        except Exception:  # DecodeError and kin: the client's bytes, never our bug
+            raise InvalidInput("the request is not a valid protobuf message") from None
+
+    return parse
 
 
 def status_code(exc: LineInspectError) -> grpc.StatusCode:
@@ -59,27 +75,25 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._unary(handler.unary_unary, method, _parser(handler.request_deserializer)),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
+                self._stream(handler.stream_stream, method, _parser(handler.request_deserializer)),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _unary(self, behavior: Any, method: str) -> Any:
-        async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+    def _unary(self, behavior: Any, method: str, parse: Callable[[bytes], Any]) -> Any:
+        async def unary(raw: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
             rid = request_id(context)
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")
             in_flight.inc()
             t0 = time.perf_counter()
             try:
-                return await behavior(request, context)
+                return await behavior(parse(raw), context)
             except Exception as exc:
                 await self._abort(exc, context, method, rid)
             finally:
@@ -90,17 +104,29 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
         return unary
 
-    def _stream(self, behavior: Any, method: str) -> Any:
+    def _stream(self, behavior: Any, method: str, parse: Callable[[bytes], Any]) -> Any:
         async def stream(
-            request_iterator: Any, context: aio.ServicerContext[Any, Any]
+            raw_iterator: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             rid = request_id(context)
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")
             in_flight.inc()
+            bad: list[InvalidInput] = []
+
+            async def requests() -> AsyncIterator[Any]:
+                async for raw in raw_iterator:
+                    try:
+                        yield parse(raw)
+                    except InvalidInput as exc:  # end the stream's input; answered below
+                        bad.append(exc)
+                        return
+
             try:
-                async for response in behavior(request_iterator, context):
+                async for response in behavior(requests(), context):
                     yield response
+                if bad:  # frames before the bad message were answered; now say why it ends
+                    raise bad[0]
             except Exception as exc:
                 await self._abort(exc, context, method, rid)
             finally:
@@ -114,7 +140,7 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         if isinstance(exc, aio.AbortError):
             raise exc  # the handler aborted on purpose: status already set
         if isinstance(exc, LineInspectError):
-            code, message, name = status_code(exc), exc.message, exc.code
+            code, message, name = status_code(exc), client_message(exc.message), exc.code
         else:
             log.error("unhandled error in %s (request_id=%s)", method, rid, exc_info=exc)
             code = grpc.StatusCode.INTERNAL
