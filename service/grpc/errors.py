@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from grpc import aio
@@ -94,13 +94,17 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             t0 = time.perf_counter()
             try:
                 return await behavior(parse(raw), context)
+            except aio.AbortError:
+                raise  # the handler aborted on purpose: status already set
             except Exception as exc:
-                await self._abort(exc, context, method, rid)
+                failure = self._failure(exc, method, rid)
             finally:
                 in_flight.dec()
                 self.metrics.request_duration.labels("grpc", method).observe(
                     time.perf_counter() - t0
                 )
+            del raw
+            await _abort(context, failure)
 
         return unary
 
@@ -112,33 +116,41 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")
             in_flight.inc()
-            bad: list[InvalidInput] = []
+            bad: list[str] = []
 
             async def requests() -> AsyncIterator[Any]:
                 async for raw in raw_iterator:
                     try:
                         yield parse(raw)
                     except InvalidInput as exc:  # end the stream's input; answered below
-                        bad.append(exc)
+                        bad.append(exc.message)
                         return
 
             try:
                 async for response in behavior(requests(), context):
                     yield response
                 if bad:  # frames before the bad message were answered; now say why it ends
-                    raise bad[0]
+                    raise InvalidInput(bad[0])
+            except aio.AbortError:
+                raise
             except Exception as exc:
-                await self._abort(exc, context, method, rid)
+                failure = self._failure(exc, method, rid)
+            else:
+                return
             finally:
                 in_flight.dec()
+            await _abort(context, failure)
 
         return stream
 
-    async def _abort(
-        self, exc: Exception, context: aio.ServicerContext[Any, Any], method: str, rid: str
-    ) -> None:
-        if isinstance(exc, aio.AbortError):
-            raise exc  # the handler aborted on purpose: status already set
+    def _failure(self, exc: Exception, method: str, rid: str) -> _Failure:
+        """The status of ``exc`` (counted, and logged when it is a bug).
+
+        Only the status leaves: the exception, whose traceback holds the frames of the
+        failed request (and so its buffer, 40 MiB for a large frame), is freed by
+        reference counting as soon as the ``except`` block ends. Aborting inside that
+        block would chain it to grpc's AbortError, which grpc keeps in a reference cycle
+        until the garbage collector runs."""
         if isinstance(exc, LineInspectError):
             code, message, name = status_code(exc), client_message(exc.message), exc.code
         else:
@@ -146,6 +158,15 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             code = grpc.StatusCode.INTERNAL
             message, name = f"internal error; see the server log for request id {rid}", "internal"
         self.metrics.errors.labels("grpc", method, code.name).inc()
-        await context.abort(
-            code, message, trailing_metadata=((REQUEST_ID_KEY, rid), (ERROR_CODE_KEY, name))
-        )
+        return _Failure(code, message, ((REQUEST_ID_KEY, rid), (ERROR_CODE_KEY, name)))
+
+
+class _Failure(NamedTuple):
+    code: grpc.StatusCode
+    message: str
+    trailing: tuple[tuple[str, str], ...]
+
+
+async def _abort(context: aio.ServicerContext[Any, Any], failure: _Failure) -> None:
+    """End the call with ``failure`` (raises grpc's AbortError, outside any except block)."""
+    await context.abort(failure.code, failure.message, trailing_metadata=failure.trailing)
