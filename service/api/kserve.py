@@ -28,7 +28,7 @@ from service.api.kserve_docs import (
     Ready,
 )
 from service.errors import LineInspectError, client_message
-from service.kserve.core import EXTENSIONS, SERVER_NAME, KServeCore, ModelMeta
+from service.kserve.core import EXTENSIONS, SERVER_NAME, KServeCore, ModelMeta, model_ref
 from service.kserve.http import HEADER_LENGTH, decompress, encode_response, parse_request
 
 
@@ -131,7 +131,9 @@ async def model_metadata(model_name: str, core: Core, model_version: str = "") -
     response_model=ModelReadiness, responses=READY_ERRORS,
 )  # fmt: skip
 async def model_ready(model_name: str, core: Core, model_version: str = "") -> JSONResponse:
-    """200 when the model version is loaded and warm, 503 otherwise."""
+    """200 when the model version is loaded and warm, 503 otherwise; 404 for a model or
+    version the registry does not know."""
+    core.ctx.registry.resolve(model_ref(model_name, model_version))
     ok = core.ready(model_name, model_version)
     return JSONResponse({"name": model_name, "ready": ok}, status_code=200 if ok else 503)
 
