@@ -2,7 +2,7 @@
 beside the OpenCV ``cv2.imdecode`` path it replaces (which does not report corrupt
 data), on a 200x200 frame and on a 20-megapixel frame.
 
-    .venv/bin/python -m benchmarks.decode_bench [--size 224] [--repeat 7]
+    .venv/bin/python -m benchmarks.decode_bench [--size 224] [--repeat 7] [--image F.jpg]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import io
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,9 +61,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=224, help="model input size (letterbox)")
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--image", type=Path, help="small JPEG to time (default: sample_jpeg())")
     args = ap.parse_args()
-    small, name = sample_jpeg()
-    frames = {f"{name} 200x200": small, "synthetic 5472x3648 (20 MP)": big_jpeg()}
+    small, name = (args.image.read_bytes(), args.image.name) if args.image else sample_jpeg()
+    size = "x".join(map(str, Image.open(io.BytesIO(small)).size))
+    frames = {f"{name} {size}": small, "synthetic 5472x3648 (20 MP)": big_jpeg()}
     limit = 50_000_000
     print(f"letterbox to {args.size}; best of {args.repeat}; ms per frame, one thread")
     print(f"{'frame':32} {'opencv imdecode':>16} {'prepare (strict)':>17} {'ratio':>6}")
