@@ -98,3 +98,27 @@ def test_truncated_16_bit_png_is_refused() -> None:
     data = png16(np.full((160, 200), 40000, np.uint16))
     with pytest.raises(ImageDecodeError):
         decode_image(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "options"),
+    [
+        ("JPEG", "RGB", {"progressive": True}),
+        ("JPEG", "RGB", {"restart_marker_blocks": 4}),
+        ("JPEG", "L", {}),
+        ("JPEG", "CMYK", {}),
+        ("MPO", "RGB", {"save_all": True}),
+    ],
+    ids=["progressive", "restart-markers", "greyscale", "cmyk", "mpo"],
+)
+def test_strict_decoding_accepts_every_intact_jpeg_flavour(
+    fmt: str, mode: str, options: dict[str, object]
+) -> None:
+    img = Image.fromarray(textured()).convert(mode)
+    buf = io.BytesIO()
+    if fmt == "MPO":
+        options = {**options, "append_images": [img]}
+    img.save(buf, fmt, **options)
+    data = buf.getvalue()
+    pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    assert np.abs(decode_image(data).astype(int) - pillow).max() <= 1
