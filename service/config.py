@@ -217,6 +217,18 @@ class Settings(BaseSettings):
     grpc_reflection: bool = Field(
         True, description="Offer gRPC server reflection (needs the read scope when tokens are set)."
     )
+    # --- HTTP connection limits ----------------------------------------------------
+    http_max_header_bytes: int = Field(
+        64 * 1024, ge=1024, le=2**24,
+        description="Largest request line plus headers; larger answers 431 and closes.",
+    )  # fmt: skip
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, le=3600,
+        description="Time from connect (or a request's first byte) to its last header.",
+    )  # fmt: skip
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest wait for the next piece of a request body."
+    )
 
     @field_validator("models")
     @classmethod

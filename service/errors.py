@@ -7,7 +7,16 @@ gRPC via ``grpc_code`` (service/grpc). Anything not derived from
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
+
+# ``<_io.BytesIO object at 0x7f…>``: library messages may name objects; clients never see it.
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+
+
+def client_message(text: str) -> str:
+    """``text`` fit for a client: object reprs replaced, at most 1,000 characters."""
+    return _OBJECT_REPR.sub("<object>", text)[:1000]
 
 
 class LineInspectError(Exception):

@@ -8,6 +8,7 @@ from service.api import kserve
 from service.api.app import Edge, create_app
 from service.config import Settings
 from service.grpc.server import GrpcEdge
+from service.http_limits import HttpLimits, limited_protocol
 
 
 def run_server(settings: Settings) -> None:
@@ -16,5 +17,6 @@ def run_server(settings: Settings) -> None:
     app = create_app(settings, extra_routers=(kserve.install,), edges=edges)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-        loop="auto", http="auto", access_log=False, timeout_graceful_shutdown=15,
+        loop="auto", http=limited_protocol(HttpLimits.of(settings)), access_log=False,
+        timeout_graceful_shutdown=15,
     )  # fmt: skip

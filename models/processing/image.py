@@ -1,12 +1,18 @@
-"""Image decoding with a pixel limit checked before any pixel is decoded.
+"""Image decoding with a pixel limit checked before any pixel is decoded, fail-safe.
 
 The header is read with Pillow (format, size, pixel limit: a decompression bomb costs
-one header read). JPEG pixels are decoded by OpenCV's libjpeg-turbo, about 2x faster
-than Pillow for camera frames and able to decode at 1/2, 1/4 or 1/8 scale in the DCT
-when the frame is much larger than the model input (a 20-megapixel frame for a 224 px
-model decodes ~30x faster). Everything else, and any JPEG that does not end in an
-end-of-image marker, goes through Pillow, which refuses truncated data (libjpeg would
-return a half-grey frame that could pass inspection).
+one header read). JPEG pixels are decoded by libjpeg-turbo through simplejpeg in
+strict mode: every corrupt-data warning of libjpeg (premature end of data, extraneous
+bytes, bad Huffman code, a scan shorter than its SOF header claims) is an error, so a
+truncated or damaged frame is refused instead of decoded half grey. A JPEG much larger
+than the model input is decoded at 1/2, 1/4 or 1/8 scale in the DCT (a 20-megapixel
+frame for a 224 px model decodes ~30x faster). Everything else goes through Pillow,
+which refuses truncated data; 16-bit greyscale is scaled to 8 bit (not clipped) and
+palette images are expanded through their palette.
+
+A baseline JPEG carries no checksum: a byte flipped inside the entropy-coded data that
+leaves the Huffman stream in step decodes to a different but well-formed picture, and
+no decoder can tell. Integrity in transit is the transport's (TCP, TLS) job.
 """
 
 from __future__ import annotations
@@ -14,28 +20,16 @@ from __future__ import annotations
 import io
 import warnings
 
-import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from models.processing.errors import ImageDecodeError, ImageTooLargeError
 
-# Frames are small and decoded on the caller's own worker threads: OpenCV's internal
-# thread pool would only oversubscribe the cores (and deadlocks in forked loaders).
-cv2.setNumThreads(0)
-
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF", "MPO"})
-_JPEG_EOI = b"\xff\xd9"
-# Decode straight to RGB (OpenCV >= 4.10), at full or 1/2, 1/4, 1/8 scale. EXIF
-# orientation is ignored on every path (Pillow never applies it): the camera's pixel
-# grid is what the model was trained on.
-_RGB = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
-_CV_FLAGS = {
-    1: _RGB,
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2 | _RGB,  # the REDUCED_*_N bits carry the scale only
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4 | _RGB,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8 | _RGB,
-}
+# Pillow modes of 16-bit (and 32-bit integer) greyscale: scaled to 8 bit by value range.
+_WIDE_GREY = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_UINT16_MAX = 65535
 
 
 def probe_image(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int]:
@@ -51,10 +45,12 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int]:
             # Pillow's own bomb check is a process-global; we use our own limit instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageDecodeError(f"not a decodable image: {exc}") from exc
+    except UnidentifiedImageError:  # its message names the BytesIO object: not for clients
+        raise ImageDecodeError("not a decodable image: unknown image format") from None
+    except (OSError, ValueError) as exc:
+        raise ImageDecodeError(f"not a decodable image: {exc}") from None
     except Image.DecompressionBombError as exc:  # Pillow's own (higher) hard limit
-        raise ImageTooLargeError(str(exc)) from exc
+        raise ImageTooLargeError(str(exc)) from None
     if img.format not in ACCEPTED_FORMATS:
         raise ImageDecodeError(f"unsupported image format {img.format!r}")
     width, height = img.size
@@ -67,18 +63,54 @@ def probe_image(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int]:
     return img, width, height
 
 
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
 def _pil_rgb(img: Image.Image) -> np.ndarray:
+    """Every pixel of a non-JPEG image as ``HxWx3`` uint8 RGB (or ImageDecodeError)."""
     try:
         img.load()
+        if img.mode in _WIDE_GREY:
+            wide = np.asarray(img)
+            if wide.size and (int(wide.min()) < 0 or int(wide.max()) > _UINT16_MAX):
+                raise ImageDecodeError("integer greyscale values outside 0..65535")
+            grey = (wide.astype(np.uint32) * 255 + _UINT16_MAX // 2) // _UINT16_MAX
+            return _grey_to_rgb(grey.astype(np.uint8))
+        if img.mode == "F":
+            raise ImageDecodeError("floating-point images are not supported")
+        if img.mode in ("P", "PA"):  # through the palette (its transparency dropped)
+            img = img.convert("RGBA")
         rgb = img.convert("RGB")
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from exc
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _jpeg_complete(data: bytes) -> bool:
-    # An EOI marker near the end (cameras may append a few padding bytes).
-    return data.rfind(_JPEG_EOI, max(0, len(data) - 1024)) != -1
+def jpeg_factor(width: int, height: int, fit: int | None) -> int:
+    """The DCT scale divisor (1, 2, 4 or 8) for a JPEG of this size and a ``fit`` input:
+    the largest reduction that still fills ``fit`` at least twice over."""
+    factor = 1
+    if fit is not None:
+        while factor < 8 and max(width, height) >= fit * factor * 2:
+            factor *= 2
+    return factor
+
+
+def _jpeg_rgb(data: bytes, width: int, height: int, factor: int) -> np.ndarray:
+    """Decode a whole JPEG at ``1/factor`` scale; any libjpeg warning refuses it."""
+    want_h, want_w = -(-height // factor), -(-width // factor)
+    try:
+        rgb = simplejpeg.decode_jpeg(
+            data, colorspace="RGB", min_height=want_h, min_width=want_w, strict=True
+        )
+    except ValueError as exc:
+        raise ImageDecodeError(f"corrupt or truncated JPEG: {exc}") from None
+    if rgb.shape != (want_h, want_w, 3):  # the scan does not match the header Pillow read
+        raise ImageDecodeError(
+            f"JPEG decoded to {rgb.shape[1]}x{rgb.shape[0]}, its header says {width}x{height}"
+        )
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def decode_scaled(
@@ -90,20 +122,13 @@ def decode_scaled(
     to fill ``fit`` is decoded at 1/2, 1/4 or 1/8 scale, never below what the letterbox
     resize needs. Returns the pixels and the *original* (width, height), so boxes still
     map back to the full frame. Raises :class:`ImageDecodeError` for empty, truncated or
-    corrupt data and :class:`ImageTooLargeError` when ``width*height > max_pixels``.
+    corrupt data (a frame is decoded completely and correctly or not at all) and
+    :class:`ImageTooLargeError` when ``width*height > max_pixels``.
     """
     img, width, height = probe_image(data, max_pixels)
-    if img.format != "JPEG" or not _jpeg_complete(data):
-        return _pil_rgb(img), (width, height)
-    factor = 1
-    if fit is not None:
-        while factor < 8 and max(width, height) >= fit * factor * 2:
-            factor *= 2
-    buf = np.frombuffer(data, dtype=np.uint8)
-    rgb = cv2.imdecode(buf, _CV_FLAGS[factor])
-    if rgb is None:  # libjpeg refused it: let Pillow produce the precise error
-        return _pil_rgb(img), (width, height)
-    return rgb, (width, height)
+    if img.format in ("JPEG", "MPO"):  # MPO: the first picture, a baseline JPEG
+        return _jpeg_rgb(data, width, height, jpeg_factor(width, height, fit)), (width, height)
+    return _pil_rgb(img), (width, height)
 
 
 def decode_image(data: bytes, max_pixels: int = 50_000_000) -> np.ndarray:

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# Frames are small and resized on the caller's own worker threads: OpenCV's internal
+# thread pool would only oversubscribe the cores (and deadlocks in forked loaders).
+cv2.setNumThreads(0)
+
 PAD_VALUE = 114
 
 

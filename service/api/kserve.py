@@ -18,8 +18,17 @@ from fastapi.routing import APIRoute
 from service import __version__
 from service.api.context import AppContext, get_ctx
 from service.api.inspect import read_body
-from service.errors import LineInspectError
-from service.kserve.core import EXTENSIONS, SERVER_NAME, KServeCore, ModelMeta
+from service.api.kserve_docs import (
+    INFER_BODY,
+    INFER_ERRORS,
+    META_ERRORS,
+    READY_ERRORS,
+    Live,
+    ModelReadiness,
+    Ready,
+)
+from service.errors import LineInspectError, client_message
+from service.kserve.core import EXTENSIONS, SERVER_NAME, KServeCore, ModelMeta, model_ref
 from service.kserve.http import HEADER_LENGTH, decompress, encode_response, parse_request
 
 
@@ -34,12 +43,14 @@ class V2Route(APIRoute):
             try:
                 return await handler(request)
             except LineInspectError as exc:
-                return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+                body = {"error": client_message(exc.message)}
+                return JSONResponse(body, status_code=exc.http_status)
 
         return guarded
 
 
 router = APIRouter(prefix="/v2", tags=["kserve v2"], route_class=V2Route)
+_META: dict[str, Any] = {"responses": META_ERRORS}
 
 
 def install(app: FastAPI) -> None:
@@ -75,21 +86,27 @@ async def server_metadata() -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
 
 
-@router.get("/health/live", summary="Server liveness")
-async def live() -> Response:
+@router.get("/health/live", summary="Server liveness", response_model=Live)
+async def live() -> JSONResponse:
     """200 while the process serves HTTP."""
-    return Response(status_code=200)
+    return JSONResponse({"live": True})
 
 
-@router.get("/health/ready", summary="Server readiness")
-async def ready(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
+@router.get(
+    "/health/ready", summary="Server readiness", response_model=Ready,
+    responses={503: {"model": Ready, "description": "Not ready yet."}},
+)  # fmt: skip
+async def ready(ctx: Annotated[AppContext, Depends(get_ctx)]) -> JSONResponse:
     """200 once every configured model is warm, 503 before."""
-    return Response(status_code=200 if ctx.ready else 503)
+    ok = ctx.ready
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
-@router.get("/models/stats", summary="Statistics of every model")
-@router.get("/models/{model_name}/stats", summary="Model statistics")
-@router.get("/models/{model_name}/versions/{model_version}/stats", summary="Model statistics")
+@router.get("/models/stats", summary="Statistics of every model", **_META)
+@router.get("/models/{model_name}/stats", summary="Model statistics", **_META)
+@router.get(
+    "/models/{model_name}/versions/{model_version}/stats", summary="Model statistics", **_META
+)
 async def model_statistics(
     core: Core, model_name: str = "", model_version: str = ""
 ) -> dict[str, Any]:
@@ -98,30 +115,43 @@ async def model_statistics(
     return {"model_stats": core.statistics(model_name, model_version)}
 
 
-@router.get("/models/{model_name}", summary="Model metadata")
-@router.get("/models/{model_name}/versions/{model_version}", summary="Model metadata")
+@router.get("/models/{model_name}", summary="Model metadata", **_META)
+@router.get("/models/{model_name}/versions/{model_version}", summary="Model metadata", **_META)
 async def model_metadata(model_name: str, core: Core, model_version: str = "") -> dict[str, Any]:
     """Versions, platform, inputs and outputs of a model."""
     return _meta_json(core.metadata(model_name, model_version))
 
 
-@router.get("/models/{model_name}/ready", summary="Model readiness")
-@router.get("/models/{model_name}/versions/{model_version}/ready", summary="Model readiness")
+@router.get(
+    "/models/{model_name}/ready", summary="Model readiness", response_model=ModelReadiness,
+    responses=READY_ERRORS,
+)
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready", summary="Model readiness",
+    response_model=ModelReadiness, responses=READY_ERRORS,
+)  # fmt: skip
 async def model_ready(model_name: str, core: Core, model_version: str = "") -> JSONResponse:
-    """200 when the model version is loaded and warm, 503 otherwise."""
+    """200 when the model version is loaded and warm, 503 otherwise; 404 for a model or
+    version the registry does not know."""
+    core.ctx.registry.resolve(model_ref(model_name, model_version))
     ok = core.ready(model_name, model_version)
     return JSONResponse({"name": model_name, "ready": ok}, status_code=200 if ok else 503)
 
 
-@router.get("/models/{model_name}/config", summary="Model configuration")
-@router.get("/models/{model_name}/versions/{model_version}/config", summary="Model configuration")
+@router.get("/models/{model_name}/config", summary="Model configuration", **_META)
+@router.get(
+    "/models/{model_name}/versions/{model_version}/config", summary="Model configuration", **_META
+)
 async def model_config(model_name: str, core: Core, model_version: str = "") -> dict[str, Any]:
     """A minimal Triton-style model configuration."""
     return core.config(model_name, model_version)
 
 
-@router.post("/models/{model_name}/infer", summary="Inference")
-@router.post("/models/{model_name}/versions/{model_version}/infer", summary="Inference")
+_INFER: dict[str, Any] = {"responses": INFER_ERRORS, "openapi_extra": {"requestBody": INFER_BODY}}
+
+
+@router.post("/models/{model_name}/infer", summary="Inference", **_INFER)
+@router.post("/models/{model_name}/versions/{model_version}/infer", summary="Inference", **_INFER)
 async def infer(request: Request, model_name: str, core: Core, model_version: str = "") -> Response:
     """Inspect a batch of images given as JSON or binary tensors (see service/kserve)."""
     limit = core.ctx.settings.max_body_bytes

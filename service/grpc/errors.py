@@ -4,7 +4,9 @@
 :class:`LineInspectError` becomes its ``grpc_code``; anything else becomes INTERNAL
 and is logged with the request id (from the ``x-request-id`` metadata, else a new
 one), which every answer carries back in its trailing metadata. It also keeps the
-``protocol="grpc"`` request metrics.
+``protocol="grpc"`` request metrics, and parses the request messages itself, so bytes
+that are not a valid message answer INVALID_ARGUMENT (grpc's own parsing answers them
+with a bare UNKNOWN or INTERNAL).
 """
 
 from __future__ import annotations
@@ -13,18 +15,32 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from grpc import aio
 
-from service.errors import LineInspectError
+from service.errors import InvalidInput, LineInspectError, client_message
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 ERROR_CODE_KEY = "lineinspect-error"
+
+
+def _parser(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """``deserializer`` raising :class:`InvalidInput` for bytes that are not a message."""
+
+    def parse(raw: bytes) -> Any:
+        if deserializer is None:
+            return raw
+        try:
+            return deserializer(raw)
+        except Exception:  # DecodeError and kin: the client's bytes, never our bug
+            raise InvalidInput("the request is not a valid protobuf message") from None
+
+    return parse
 
 
 def status_code(exc: LineInspectError) -> grpc.StatusCode:
@@ -59,67 +75,98 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._unary(handler.unary_unary, method, _parser(handler.request_deserializer)),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
+                self._stream(handler.stream_stream, method, _parser(handler.request_deserializer)),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _unary(self, behavior: Any, method: str) -> Any:
-        async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+    def _unary(self, behavior: Any, method: str, parse: Callable[[bytes], Any]) -> Any:
+        async def unary(raw: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
             rid = request_id(context)
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")
             in_flight.inc()
             t0 = time.perf_counter()
             try:
-                return await behavior(request, context)
+                return await behavior(parse(raw), context)
+            except aio.AbortError:
+                raise  # the handler aborted on purpose: status already set
             except Exception as exc:
-                await self._abort(exc, context, method, rid)
+                failure = self._failure(exc, method, rid)
             finally:
                 in_flight.dec()
                 self.metrics.request_duration.labels("grpc", method).observe(
                     time.perf_counter() - t0
                 )
+            del raw
+            await _abort(context, failure)
 
         return unary
 
-    def _stream(self, behavior: Any, method: str) -> Any:
+    def _stream(self, behavior: Any, method: str, parse: Callable[[bytes], Any]) -> Any:
         async def stream(
-            request_iterator: Any, context: aio.ServicerContext[Any, Any]
+            raw_iterator: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             rid = request_id(context)
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")
             in_flight.inc()
+            bad: list[str] = []
+
+            async def requests() -> AsyncIterator[Any]:
+                async for raw in raw_iterator:
+                    try:
+                        yield parse(raw)
+                    except InvalidInput as exc:  # end the stream's input; answered below
+                        bad.append(exc.message)
+                        return
+
             try:
-                async for response in behavior(request_iterator, context):
+                async for response in behavior(requests(), context):
                     yield response
+                if bad:  # frames before the bad message were answered; now say why it ends
+                    raise InvalidInput(bad[0])
+            except aio.AbortError:
+                raise
             except Exception as exc:
-                await self._abort(exc, context, method, rid)
+                failure = self._failure(exc, method, rid)
+            else:
+                return
             finally:
                 in_flight.dec()
+            await _abort(context, failure)
 
         return stream
 
-    async def _abort(
-        self, exc: Exception, context: aio.ServicerContext[Any, Any], method: str, rid: str
-    ) -> None:
-        if isinstance(exc, aio.AbortError):
-            raise exc  # the handler aborted on purpose: status already set
+    def _failure(self, exc: Exception, method: str, rid: str) -> _Failure:
+        """The status of ``exc`` (counted, and logged when it is a bug).
+
+        Only the status leaves: the exception, whose traceback holds the frames of the
+        failed request (and so its buffer, 40 MiB for a large frame), is freed by
+        reference counting as soon as the ``except`` block ends. Aborting inside that
+        block would chain it to grpc's AbortError, which grpc keeps in a reference cycle
+        until the garbage collector runs."""
         if isinstance(exc, LineInspectError):
-            code, message, name = status_code(exc), exc.message, exc.code
+            code, message, name = status_code(exc), client_message(exc.message), exc.code
         else:
             log.error("unhandled error in %s (request_id=%s)", method, rid, exc_info=exc)
             code = grpc.StatusCode.INTERNAL
             message, name = f"internal error; see the server log for request id {rid}", "internal"
         self.metrics.errors.labels("grpc", method, code.name).inc()
-        await context.abort(
-            code, message, trailing_metadata=((REQUEST_ID_KEY, rid), (ERROR_CODE_KEY, name))
-        )
+        return _Failure(code, message, ((REQUEST_ID_KEY, rid), (ERROR_CODE_KEY, name)))
+
+
+class _Failure(NamedTuple):
+    code: grpc.StatusCode
+    message: str
+    trailing: tuple[tuple[str, str], ...]
+
+
+async def _abort(context: aio.ServicerContext[Any, Any], failure: _Failure) -> None:
+    """End the call with ``failure`` (raises grpc's AbortError, outside any except block)."""
+    await context.abort(failure.code, failure.message, trailing_metadata=failure.trailing)

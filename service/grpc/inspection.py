@@ -17,7 +17,7 @@ import grpc
 from grpc import aio
 
 from service.api.context import AppContext
-from service.errors import LineInspectError
+from service.errors import LineInspectError, client_message
 from service.frames import Frame
 from service.grpc.convert import frame_from_request, lane_of, record_to_proto
 from service.grpc.errors import status_code
@@ -39,7 +39,9 @@ _Flow = StreamFlow[Frame, DetectionRecord]
 def error_proto(exc: BaseException | None) -> pb.Error:
     """The per-frame error of a stream answer (the code Inspect would return)."""
     if isinstance(exc, LineInspectError):
-        return pb.Error(code=exc.code, message=exc.message, grpc_code=status_code(exc).name)
+        return pb.Error(
+            code=exc.code, message=client_message(exc.message), grpc_code=status_code(exc).name
+        )
     return pb.Error(
         code="internal", message="internal error; see the server log", grpc_code="INTERNAL"
     )

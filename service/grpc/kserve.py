@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import numpy as np
 from google.protobuf import json_format
 from grpc import aio
 
@@ -23,7 +22,7 @@ from service.errors import InvalidInput, LineInspectError
 from service.grpc.flow import Outcome, StreamFlow
 from service.grpc.generated.kserve import grpc_predict_v2_pb2 as pb
 from service.kserve.core import EXTENSIONS, PLATFORM, SERVER_NAME, InferResult, KServeCore
-from service.kserve.tensors import DTYPES, Tensor, from_raw, to_raw
+from service.kserve.tensors import Tensor, checked_array, element_count, from_raw, to_raw
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,12 @@ def _typed_input(t: Any) -> Tensor:
         raise InvalidInput(f"input {t.name!r}: send {t.datatype} as raw_input_contents")
     values = getattr(t.contents, field)
     shape = list(t.shape)
+    count = element_count(shape)
+    if len(values) != count:
+        raise InvalidInput(f"input {t.name!r}: {len(values)} values for shape {shape}")
     if t.datatype == "BYTES":
         return Tensor(t.name, t.datatype, shape, list(values))
-    arr = np.asarray(values, dtype=DTYPES[t.datatype])
-    if arr.size != int(np.prod(shape, dtype=np.int64)):
-        raise InvalidInput(f"input {t.name!r}: {arr.size} values for shape {shape}")
+    arr = checked_array(t.name, t.datatype, list(values))
     return Tensor(t.name, t.datatype, shape, arr.reshape(shape))
 
 

@@ -97,10 +97,15 @@ def model_ref(name: str, version: str) -> str:
 
 async def _all(coros: list[Awaitable[DetectionRecord]]) -> list[DetectionRecord]:
     results = await asyncio.gather(*coros, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-    return [r for r in results if isinstance(r, DetectionRecord)]
+    records = [r for r in results if isinstance(r, DetectionRecord)]
+    if len(records) == len(results):
+        return records
+    error = next(r for r in results if isinstance(r, BaseException))
+    del results, records
+    try:
+        raise error
+    finally:  # the traceback holds this frame: it must not hold the exception (a cycle)
+        del error
 
 
 class KServeCore:

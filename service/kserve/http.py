@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,15 @@ import numpy as np
 
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.kserve.core import InferResult
-from service.kserve.tensors import DTYPES, Tensor, element_count, from_raw, to_raw
+from service.kserve.tensors import DTYPES, Tensor, checked_array, element_count, from_raw, to_raw
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+#: Deepest JSON nesting accepted: the request object, its inputs list, one input and
+#: one level per tensor dimension leave ample room; checked before the JSON is parsed.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENS = np.frombuffer(b"[{", np.uint8)
 
 
 @dataclass
@@ -54,6 +61,26 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
+def json_depth(doc: bytes) -> int:
+    """The deepest array/object nesting of a JSON document, without parsing it (linear
+    time, no recursion): strings are removed, then the brackets are counted."""
+    skeleton = _JSON_STRING.sub(b"", doc).translate(None, _NOT_BRACKETS)
+    if not skeleton:
+        return 0
+    steps = np.where(np.isin(np.frombuffer(skeleton, np.uint8), _OPENS), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def _params(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """The ``parameters`` object of a request, input or output ({} when absent)."""
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise InvalidInput(f"{where} 'parameters' must be a JSON object")
+    return params
+
+
 def _json_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode()
@@ -78,10 +105,11 @@ def _tensor(spec: Any, binary: memoryview, offset: int) -> tuple[Tensor, int]:
     if (
         not isinstance(datatype, str)
         or not isinstance(shape, list)
-        or not all(isinstance(d, int) for d in shape)
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
     ):
         raise InvalidInput(f"input {name!r} needs a datatype and an integer shape")
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    count = element_count(shape)
+    size = _params(spec, f"input {name!r}").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InvalidInput(f"input {name!r}: binary_data_size {size} does not fit the body")
@@ -89,16 +117,13 @@ def _tensor(spec: Any, binary: memoryview, offset: int) -> tuple[Tensor, int]:
     if "data" not in spec:
         raise InvalidInput(f"input {name!r} has neither data nor binary_data_size")
     values = _flatten(spec["data"])
-    if len(values) != element_count(shape):
+    if len(values) != count:
         raise InvalidInput(f"input {name!r}: {len(values)} values for shape {shape}")
     if datatype == "BYTES":
         return Tensor(name, datatype, shape, [_json_bytes(v) for v in values]), offset
     if datatype not in DTYPES:
         raise InvalidInput(f"input {name!r}: unknown datatype {datatype!r}")
-    try:
-        arr = np.asarray(values, dtype=DTYPES[datatype]).reshape(shape)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"input {name!r}: {exc}") from exc
+    arr = checked_array(name, datatype, values).reshape(shape)
     return Tensor(name, datatype, shape, arr), offset
 
 
@@ -110,10 +135,12 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
         cut = int(header_length)
     else:
         cut = len(body)
+    if json_depth(body[:cut]) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"request JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         req = json.loads(body[:cut])
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"request header is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidInput(f"request header is not JSON: {exc}") from None
     if not isinstance(req, dict) or not isinstance(req.get("inputs"), list):
         raise InvalidInput("request must be a JSON object with an 'inputs' list")
     data, offset, inputs = memoryview(body)[cut:], 0, []
@@ -122,17 +149,18 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
         inputs.append(tensor)
     if offset != len(data):
         raise InvalidInput(f"{len(data) - offset} bytes of binary data belong to no input")
-    params = req.get("parameters") or {}
+    params = _params(req, "request")
     outs = req.get("outputs")
     if outs is not None and not (
-        isinstance(outs, list) and all(isinstance(o, dict) and "name" in o for o in outs)
+        isinstance(outs, list)
+        and all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outs)
     ):
         raise InvalidInput("'outputs' must be a list of objects with a name")
     timeout = params.get("timeout")
     if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
         raise InvalidInput("parameter 'timeout' must be a positive integer (microseconds)")
     binary = {
-        str(o["name"]): bool((o.get("parameters") or {}).get("binary_data", False))
+        str(o["name"]): bool(_params(o, f"output {o['name']!r}").get("binary_data", False))
         for o in outs or []
     }
     return InferRequest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ DTYPES: dict[str, np.dtype[np.generic]] = {
     "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
 }  # fmt: skip
 _LEN = struct.Struct("<I")
+#: Most elements one tensor may declare: far above any image batch, far below an
+#: allocation that could hurt; shapes are checked against it before anything is read.
+MAX_ELEMENTS = 2**31
 
 
 @dataclass
@@ -36,10 +40,44 @@ class Tensor:
 
 
 def element_count(shape: Sequence[int]) -> int:
-    """Elements of a tensor of ``shape``; rejects negative (unresolved) dimensions."""
+    """Elements of a tensor of ``shape`` (exact, no integer overflow); rejects negative
+    (unresolved) dimensions and products over :data:`MAX_ELEMENTS`."""
+    if any(isinstance(d, bool) or not isinstance(d, int) for d in shape):
+        raise InvalidInput(f"tensor shape {list(shape)} must be a list of integers")
     if any(d < 0 for d in shape):
         raise InvalidInput(f"tensor shape {list(shape)} has a negative dimension")
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise InvalidInput(f"tensor shape {list(shape)} has over {MAX_ELEMENTS} elements")
+    return count
+
+
+def checked_array(name: str, datatype: str, values: Sequence[object]) -> np.ndarray:
+    """JSON (or typed protobuf) values as an array of ``datatype``: every value must be
+    of the datatype's kind and within its range (no wrap-around, no truncation, finite)."""
+    dtype = DTYPES[datatype]
+    if not values:
+        return np.zeros(0, dtype=dtype)
+    try:
+        probe = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"input {name!r}: data is not a flat list of numbers") from exc
+    kinds = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}[dtype.kind]
+    if probe.dtype.kind not in kinds:
+        raise InvalidInput(f"input {name!r}: {datatype} data must be {_KIND_WORDS[dtype.kind]}")
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)  # type: ignore[type-var]  # an integer dtype here
+        if int(probe.min()) < info.min or int(probe.max()) > info.max:
+            raise InvalidInput(
+                f"input {name!r}: {datatype} values must be within {info.min}..{info.max}"
+            )
+    arr = probe.astype(dtype)
+    if dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InvalidInput(f"input {name!r}: {datatype} values must be finite numbers")
+    return arr
+
+
+_KIND_WORDS = {"b": "true/false", "i": "integers", "u": "integers", "f": "numbers"}
 
 
 def encode_bytes(elements: Sequence[bytes]) -> bytes:

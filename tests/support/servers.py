@@ -24,9 +24,14 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02) -> None
 
 
 @contextmanager
-def serve_app(app: FastAPI, ready_path: str | None = "/readyz") -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1:0 in a thread; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+def serve_app(
+    app: FastAPI, ready_path: str | None = "/readyz", http: type | str = "auto"
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:0 in a thread; yield its base URL.
+    ``http``: uvicorn's HTTP protocol (e.g. :func:`service.http_limits.limited_protocol`)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", http=http
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,4 +1,4 @@
-"""Fast decoding: OpenCV for JPEG (full or DCT-reduced scale), Pillow for the rest,
+"""Fast decoding: strict simplejpeg for JPEG (full or DCT-reduced scale), Pillow for the rest,
 truncation refused, one-pass batch assembly, and the ORT thread split."""
 
 from __future__ import annotations

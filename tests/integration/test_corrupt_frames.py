@@ -1,0 +1,109 @@
+"""The served model never inspects a frame that was not decoded completely and correctly.
+
+The corruption corpus (tests/support/corrupt.py) is sent over every edge to a real
+server with the tiny detector: each case is refused (REST 400 ``invalid_image``, gRPC
+INVALID_ARGUMENT, a FAILED stream status, KServe v2 400) or, where the decoder can
+prove it complete, answered exactly like the intact frame. None is answered ``pass``
+unless the intact frame passes; the service stays ready throughout.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from service.grpc.generated.kserve import grpc_predict_v2_pb2 as kpb
+from service.grpc.generated.kserve import grpc_predict_v2_pb2_grpc as kpb_grpc
+from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
+from service.grpc.generated.lineinspect.v1 import inspection_pb2_grpc as pb_grpc
+from service.registry import Registry
+from tests.conftest import encode
+from tests.support.corrupt import jpeg_corpus, png16
+from tests.support.grpc_app import Served, serve_grpc, settings_for
+from tests.support.http import HTTP
+from tests.support.tiny_onnx import write_artefact
+from tests.unit.test_decode_corruption import textured
+
+INTACT = encode(textured())
+CORPUS = jpeg_corpus(INTACT)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp: Path = tmp_path_factory.mktemp("corrupt")
+    reg = Registry(tmp / "registry")
+    reg.root.mkdir()
+    reg.register(write_artefact(tmp / "a1"), "tiny", alias="production")
+    with serve_grpc(settings_for(reg.root, default_deadline_ms=60_000)) as s:
+        yield s
+
+
+def rest(served: Served, data: bytes, ctype: str = "image/jpeg") -> tuple[int, dict[str, object]]:
+    r = HTTP.post(served.url + "/v1/inspect", content=data, headers={"Content-Type": ctype})
+    return r.status_code, r.json()
+
+
+def test_intact_frame_fails_on_its_defect(served: Served) -> None:
+    status, record = rest(served, INTACT)
+    assert status == 200 and record["verdict"] == "fail" and record["detections"]
+
+
+def test_rest_refuses_every_corrupt_frame(served: Served) -> None:
+    _, intact = rest(served, INTACT)
+    for case, data in CORPUS.items():
+        status, body = rest(served, data)
+        if status == 200:  # only a complete decode may be inspected: then it is the same
+            assert body["detections"] == intact["detections"], case
+            assert body["verdict"] == intact["verdict"], case
+        else:
+            assert (status, body["error"]) == (400, "invalid_image"), case
+            assert set(body) == {"error", "message", "request_id"}, case
+    assert HTTP.get(served.url + "/readyz").status_code == 200
+
+
+def test_16_bit_png_finds_what_the_8_bit_frame_finds(served: Served) -> None:
+    grey8 = textured()[..., 0]
+    _, eight = rest(served, encode(np.stack([grey8] * 3, -1), "PNG"), "image/png")
+    status, sixteen = rest(served, png16(grey8.astype(np.uint16) * 257), "image/png")
+    assert status == 200 and sixteen["detections"] == eight["detections"]
+    assert sixteen["verdict"] == eight["verdict"] == "fail"
+
+
+def test_grpc_unary_and_stream_refuse_every_corrupt_frame(served: Served) -> None:
+    stub = pb_grpc.InspectionServiceStub(grpc.insecure_channel(served.target))
+    for case, data in CORPUS.items():
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Inspect(pb.InspectRequest(image=data, encoding="jpeg"), timeout=60)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+    requests = [
+        pb.InspectRequest(image=data, encoding="jpeg", frame_id=case, camera=case)
+        for case, data in CORPUS.items()
+    ]
+    answers = list(stub.StreamInspect(iter(requests), timeout=120))
+    assert len(answers) == len(CORPUS)
+    for a in answers:
+        assert a.status == pb.FRAME_STATUS_FAILED, a.frame_id
+        assert (a.error.code, a.error.grpc_code) == ("invalid_image", "INVALID_ARGUMENT")
+
+
+def test_kserve_refuses_corrupt_frames(served: Served) -> None:
+    grpc_stub = kpb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(served.target))
+    for case in ("truncated-25%+eoi", "sof-7000x7000", "stray-rst-50%", "eoi-missing"):
+        data = CORPUS[case]
+        body = {"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1],
+                            "data": [{"b64": base64.b64encode(data).decode()}]}]}  # fmt: skip
+        r = HTTP.post(served.url + "/v2/models/tiny/infer", content=json.dumps(body))
+        assert r.status_code == 400 and set(r.json()) == {"error"}, case
+        req = kpb.ModelInferRequest(model_name="tiny")
+        req.inputs.add(name="image_bytes", datatype="BYTES", shape=[1])
+        req.raw_input_contents.append(len(data).to_bytes(4, "little") + data)
+        with pytest.raises(grpc.RpcError) as err:
+            grpc_stub.ModelInfer(req, timeout=60)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+    assert HTTP.get(served.url + "/v2/health/ready").status_code == 200
