@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.export import sha256
+from models.registry import sha256_file as sha256
 from models.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)

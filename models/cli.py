@@ -1,5 +1,5 @@
 """Torch-side ``lineinspect`` commands (entry-point group ``lineinspect.commands``):
-``train``, ``val``, ``export``, ``anchors`` and ``distil`` (issue 4)."""
+``train``, ``val``, ``export``, ``anchors`` and ``distil``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,23 @@ from typing import Any
 
 import click
 
+from models.registry import BUNDLED_ROOT, ROOT_PROVIDER_KEY
+
 log = logging.getLogger(__name__)
 
 
-def _logging() -> None:
+def registry_root(explicit: str | Path | None = None) -> Path:
+    """The registry a training command reads: ``explicit`` (its ``--registry``), else the
+    root the ``lineinspect`` command configured (its settings), else the bundled one."""
+    if explicit:
+        return Path(explicit)
+    ctx = click.get_current_context(silent=True)
+    provider = ctx.meta.get(ROOT_PROVIDER_KEY) if ctx is not None else None
+    return Path(provider()) if provider is not None else BUNDLED_ROOT
+
+
+def setup_logging() -> None:
+    """INFO logging to stderr, the format every training command uses."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -67,18 +80,21 @@ def train(**kw: Any) -> None:
     from models.train.options import TrainOptions
     from models.train.trainer import Trainer
 
-    _logging()
+    setup_logging()
     adaptive = not kw.pop("no_adaptive")
     opts = TrainOptions(**kw, adaptive_weights=adaptive)
     try:
-        trainer = Trainer(opts)  # bad data, --init-from or options: one line, no traceback
+        # bad data, --init-from or options: one line, no traceback
+        root = registry_root() if opts.init_from else BUNDLED_ROOT
+        trainer = Trainer(opts, registry_root=root)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     best = trainer.fit()
-    click.echo(json.dumps({"out": opts.out, "best": _brief(best)}, indent=2))
+    click.echo(json.dumps({"out": opts.out, "best": brief(best)}, indent=2))
 
 
-def _brief(m: dict[str, Any] | None) -> dict[str, Any]:
+def brief(m: dict[str, Any] | None) -> dict[str, Any]:
+    """The headline metrics of a run's best evaluation, as the commands print them."""
     keys = ("epoch", "map50", "map50_95", "precision", "recall", "f1")
     return {k: m[k] for k in keys if m and k in m}
 
@@ -104,7 +120,7 @@ def val(
     """Evaluate a checkpoint (.pt) or an exported model (.onnx, e.g. a registry version's
     model.onnx; needs --data): mAP, per-class AP, P/R/F1, ORT throughput, and for
     checkpoints params and GFLOPs."""
-    _logging()
+    setup_logging()
     if ckpt.endswith(".onnx"):
         if data is None:
             raise click.UsageError("--data is required to evaluate an .onnx model")
@@ -229,7 +245,7 @@ def export(ckpt: str, out: str, opset: int, weights: bool, score_threshold: floa
     from models.train import data_bridge
     from models.train.checkpoint import load_checkpoint, model_from_checkpoint
 
-    _logging()
+    setup_logging()
     if opset < 17:
         raise click.BadParameter("opset must be >= 17", param_hint="--opset")
     ck = load_checkpoint(ckpt)

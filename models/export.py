@@ -3,7 +3,6 @@ post-processing, ONNX Runtime throughput, GFLOPs, and the model card."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -29,6 +28,9 @@ from models.processing import (
     postprocess,
     preprocess_batch,
 )
+from models.registry import sha256_file
+from models.train.checkpoint import save_checkpoint, slim_checkpoint
+from models.train.predict import raw_outputs
 
 log = logging.getLogger(__name__)
 MAX_ONNX_BYTES = 15 * 1024 * 1024
@@ -133,8 +135,6 @@ def check_parity(
     Compared at ``conf_thr`` and at a threshold low enough to keep ~10 detections per
     image, so that the check is never vacuous (e.g. for a barely trained model).
     """
-    from models.train.predict import raw_outputs
-
     batch, infos = preprocess_batch(list(images), spec.imgsz)
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     raw_t = raw_outputs(model.cpu().eval(), batch)
@@ -184,15 +184,6 @@ def gflops(model: nn.Module, imgsz: int) -> float:
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         model(torch.zeros(1, 3, imgsz, imgsz))
     return fc.get_total_flops() / 1e9
-
-
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def synthetic_images(n: int = 4, seed: int = 0) -> list[np.ndarray]:
@@ -263,15 +254,13 @@ def export_checkpoint(
         else (metrics.get("best_f1") or {}).get("score_thr"),
         "params": count_params(model),
         "gflops": round(gflops(model, spec.imgsz), 4),
-        "onnx_sha256": sha256(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
         "opset": opset,
         "parity": parity,
     }
     if weights:
-        from models.train.checkpoint import save_checkpoint, slim_checkpoint
-
         save_checkpoint(out / "model.pt", slim_checkpoint(ckpt))
-        card["weights_sha256"] = sha256(out / "model.pt")
+        card["weights_sha256"] = sha256_file(out / "model.pt")
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
 

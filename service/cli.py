@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from models.registry import ROOT_PROVIDER_KEY
 from service.config import ConfigError, Settings, load_settings
 from service.errors import LineInspectError
 from service.registry import Registry
@@ -111,8 +112,12 @@ registry_option = click.option(
 
 @click.group(cls=_Cli)
 @click.version_option(package_name="lineinspect")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """lineinspect: inline defect inspection for production lines."""
+    # Training commands given no --registry read the configured registry_root; the
+    # settings are loaded only if one asks for it.
+    ctx.meta[ROOT_PROVIDER_KEY] = lambda: _settings(None).registry_root
 
 
 @main.command()

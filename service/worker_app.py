@@ -25,7 +25,7 @@ from service.manager import ModelManager
 from service.metrics import Metrics
 from service.queue.tasks import cancel_task
 from service.queue.worker import InferenceWorker
-from service.registry import ModelRef, Registry
+from service.registry import Registry, parse_ref
 from service.threads import name_os_thread
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry(settings.registry_root)
         for ref in settings.models:
-            registry.resolve(ModelRef.parse(ref))  # a typo fails start-up, not every frame
+            registry.resolve(parse_ref(ref))  # a typo fails start-up, not every frame
         metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
         executor = ThreadPoolExecutor(
             settings.decode_threads,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from models.detectors import Detector
 from models.distill.loss import DistillationLoss, DistillConfig
 from models.distill.teacher import Teacher
 from models.losses import LOSS_NAMES
+from models.registry import BUNDLED_ROOT
 from models.train.options import TrainOptions
 from models.train.trainer import Trainer
 
@@ -90,10 +92,14 @@ class DistillTrainer(Trainer):
         train_samples: Sequence[Any] | None = None,
         val_samples: Sequence[Any] | None = None,
         class_names: Sequence[str] | None = None,
+        *,
+        registry_root: Path = BUNDLED_ROOT,
     ) -> None:
         self.teacher = teacher
         self.dcfg = distill or DistillConfig()
-        super().__init__(opts, train_samples, val_samples, class_names)
+        super().__init__(
+            opts, train_samples, val_samples, class_names, registry_root=registry_root
+        )
 
     def new_anchors(self) -> list[list[list[float]]]:
         """An anchor-based teacher's anchors: response KD compares the two heads anchor by

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from models.detectors import Detector, build_detector
+from models.registry import BUNDLED_ROOT
 from models.train.data_bridge import carve_out_seed
+from models.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +112,13 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
 
 def warm_start(
     ref: str, class_names: Sequence[str], arch: str, head: str,
-    data: str = "", fingerprint: str | None = None,
+    data: str = "", fingerprint: str | None = None, registry_root: Path = BUNDLED_ROOT,
 ) -> tuple[Detector, dict[str, Any]]:  # fmt: skip
-    """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a registry
-    ref with a ``model.pt``, in train mode, and its provenance record. ``train
-    --init-from`` trains on from it with a fresh optimizer and schedule: how a later
-    session continues a shipped model when its run directory is gone."""
-    from models.weights import resolve_weights
-
-    path, record = resolve_weights(ref)
+    """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a ref into
+    the registry at ``registry_root`` with a ``model.pt``, in train mode, and its
+    provenance record. ``train --init-from`` trains on from it with a fresh optimizer and
+    schedule: how a shipped model is trained further when its run directory is gone."""
+    path, record = resolve_weights(ref, registry_root)
     ck = load_checkpoint(path)
     if list(ck["class_names"]) != list(class_names):
         raise ValueError(

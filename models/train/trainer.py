@@ -19,6 +19,7 @@ from tqdm import tqdm
 from models.detectors import Detector, build_detector, count_params
 from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
 from models.processing import DEFAULT_IOU_THRESHOLD
+from models.registry import BUNDLED_ROOT
 from models.train import data_bridge
 from models.train.checkpoint import (
     load_checkpoint,
@@ -75,6 +76,8 @@ class Trainer:
         train_samples: Sequence[Any] | None = None,
         val_samples: Sequence[Any] | None = None,
         class_names: Sequence[str] | None = None,
+        *,
+        registry_root: Path = BUNDLED_ROOT,
     ) -> None:
         self.opts = opts
         self.out = Path(opts.out)
@@ -108,7 +111,7 @@ class Trainer:
         elif opts.init_from:
             self.model, self.init_from = warm_start(
                 opts.init_from, self.class_names, opts.arch, opts.head, opts.data,
-                self.fingerprint,
+                self.fingerprint, registry_root,
             )  # fmt: skip
         else:
             self.model = self._build_model(None)

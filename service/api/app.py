@@ -20,7 +20,7 @@ from service.frames import FrameBackend
 from service.inspector import Inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
-from service.registry import ModelRef, Registry
+from service.registry import Registry, parse_ref
 from service.threads import name_os_thread
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def build_context(settings: Settings) -> AppContext:
         remote = RedisFrameBackend(settings, metrics)
         return AppContext(settings, registry, metrics, None, remote, executor)
     for ref in settings.models:
-        registry.resolve(ModelRef.parse(ref))
+        registry.resolve(parse_ref(ref))
     manager = ModelManager(registry, settings, metrics)
     backend: FrameBackend = Inspector(
         manager, metrics, executor, settings.max_pixels, settings.fail_classes
