@@ -257,7 +257,7 @@ def predict(
     score_threshold: float | None, config: Path | None, registry_root: Path | None,
 ) -> None:  # fmt: skip
     """Inspect SOURCE (image, directory or glob) offline; write one record per image."""
-    from service.batcher import PostprocessConfig
+    from models.processing import PostprocessConfig
     from service.engine import ModelSession
     from service.predict import Unreadable, expand_source, predict_files
 

@@ -14,8 +14,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from models.processing import PostprocessConfig
 from models.registry import ModelRef
-from service.batcher import Batcher, PostprocessConfig
+from service.batcher import Batcher
 from service.config import Settings
 from service.engine import ModelSession, auto_intra_op_threads
 from service.errors import ModelNotFound
