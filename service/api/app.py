@@ -11,10 +11,10 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import health, inspect, models
-from service.api.context import AppContext
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
 from service.config import Settings
+from service.context import AppContext
 from service.inspector import decode_executor, local_inspector
 from service.metrics import Metrics
 from service.registry import Registry

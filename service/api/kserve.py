@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api.context import AppContext, get_ctx
+from service.api.deps import Ctx
 from service.api.inspect import read_body
 from service.errors import LineInspectError
 from service.kserve.core import EXTENSIONS, SERVER_NAME, KServeCore, ModelMeta
@@ -47,7 +47,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-def get_core(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> KServeCore:
+def get_core(request: Request, ctx: Ctx) -> KServeCore:
     """The app's :class:`KServeCore`, created once per app context."""
     core: KServeCore | None = getattr(request.app.state, "kserve_core", None)
     if core is None or core.ctx is not ctx:
@@ -82,7 +82,7 @@ async def live() -> Response:
 
 
 @router.get("/health/ready", summary="Server readiness")
-async def ready(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
+async def ready(ctx: Ctx) -> Response:
     """200 once every configured model is warm, 503 before."""
     return Response(status_code=200 if ctx.ready else 503)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from service.api.context import AppContext, get_ctx
+from service.api.deps import Ctx
 from service.api.errors import ErrorBody
+from service.context import AppContext
 from service.errors import Unauthorized
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -55,7 +56,7 @@ def _check_admin(ctx: AppContext, authorization: str | None) -> None:
 
 
 @router.get("", response_model=list[ModelSummary], summary="List registered models")
-async def list_models(ctx: Annotated[AppContext, Depends(get_ctx)]) -> list[ModelSummary]:
+async def list_models(ctx: Ctx) -> list[ModelSummary]:
     """Every model in the registry with its versions and aliases."""
     reg = ctx.registry
     return [
@@ -64,7 +65,7 @@ async def list_models(ctx: Annotated[AppContext, Depends(get_ctx)]) -> list[Mode
 
 
 @router.get("/{name}", response_model=ModelDetail, responses={404: {"model": ErrorBody}})
-async def show_model(name: str, ctx: Annotated[AppContext, Depends(get_ctx)]) -> ModelDetail:
+async def show_model(name: str, ctx: Ctx) -> ModelDetail:
     """One model: versions, aliases, cards, and the aliases this process serves."""
     reg = ctx.registry
     versions = reg.versions(name)
@@ -85,7 +86,7 @@ async def set_alias(
     name: str,
     alias: str,
     body: AliasUpdate,
-    ctx: Annotated[AppContext, Depends(get_ctx)],
+    ctx: Ctx,
     authorization: Annotated[str | None, Header()] = None,
 ) -> AliasResult:
     """Point `alias` at `version`. Returns once this process serves the new version warm;

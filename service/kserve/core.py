@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from models.processing import RawLayout
-from service.api.context import AppContext
+from service.context import AppContext
 from service.errors import InvalidInput, LineInspectError
 from service.frames import Frame
 from service.kserve.tensors import Tensor
