@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from models.data import load_rgb, load_splits
 from models.detectors import Detector, count_params
 from models.detectors.decode import flatten_outputs
 from models.processing import (
@@ -30,6 +31,7 @@ from models.processing import (
 )
 from models.registry import sha256_file
 from models.train.checkpoint import save_checkpoint, slim_checkpoint
+from models.train.options import carve_out_seed
 from models.train.predict import raw_outputs
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,16 @@ def gflops(model: nn.Module, imgsz: int) -> float:
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         model(torch.zeros(1, 3, imgsz, imgsz))
     return fc.get_total_flops() / 1e9
+
+
+def parity_images(opts: dict[str, Any], n: int = 4) -> list[np.ndarray]:
+    """A few validation images of a checkpoint's data (its options ``opts``) for the
+    parity check; none when the data is not on this machine (synthetic images only)."""
+    try:
+        _, val, _ = load_splits(opts["data"], opts["val_fraction"], carve_out_seed(opts))
+    except Exception:
+        return []
+    return [load_rgb(s.image_path) for s in val[:n]]
 
 
 def synthetic_images(n: int = 4, seed: int = 0) -> list[np.ndarray]:

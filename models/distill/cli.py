@@ -7,7 +7,6 @@ are taken from that command, not copied), so progress bar, checkpoints (``OUT/la
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 
 import click
 
-from models.cli import brief, registry_root, setup_logging
-from models.cli import train as _train_command
+from models.cli import brief, registry_root, setup_logging, train_options
+from models.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,7 @@ def _resumed_config(out: Path, cfg: Any, parent: dict[str, Any]) -> Any:
 
 
 @click.command()
+@train_options
 @click.option(
     "--teacher",
     "teacher_ref",
@@ -111,7 +111,6 @@ def distil(
     from models.distill.loss import DistillConfig
     from models.distill.teacher import load_teacher
     from models.distill.trainer import DistillTrainer
-    from models.train.options import TrainOptions
 
     setup_logging()
     cfg = DistillConfig(feature_kd=feature_kd, response_kd=response_kd)
@@ -127,12 +126,7 @@ def distil(
     if unknown:
         raise click.BadParameter(f"unknown terms {sorted(unknown)}", param_hint="--kd-gain")
     cfg.gains.update(gains)
-    fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    adaptive = not kw.pop("no_adaptive", False)
-    dropped = sorted(set(kw) - fields)
-    if dropped:
-        log.warning("options not understood by the trainer, ignored: %s", dropped)
-    opts = TrainOptions(**{k: v for k, v in kw.items() if k in fields}, adaptive_weights=adaptive)
+    opts = TrainOptions.from_cli(kw)
     try:
         root = registry_root(registry)
         teacher = load_teacher(teacher_ref, root)
@@ -151,6 +145,3 @@ def distil(
         json.dumps({"out": opts.out, "teacher": teacher.parent, "best": brief(best)}, indent=2)
     )
 
-
-# Every ``lineinspect train`` option (data, arch, epochs, imgsz, batch, out, resume, ...).
-distil.params[:0] = list(_train_command.params)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.data import Sample
 from models.detectors import Detector
 from models.distill.loss import DistillationLoss, DistillConfig
 from models.distill.teacher import Teacher
@@ -89,8 +90,8 @@ class DistillTrainer(Trainer):
         opts: TrainOptions,
         teacher: Teacher,
         distill: DistillConfig | None = None,
-        train_samples: Sequence[Any] | None = None,
-        val_samples: Sequence[Any] | None = None,
+        train_samples: Sequence[Sample] | None = None,
+        val_samples: Sequence[Sample] | None = None,
         class_names: Sequence[str] | None = None,
         *,
         registry_root: Path = BUNDLED_ROOT,

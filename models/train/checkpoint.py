@@ -14,7 +14,7 @@ import torch
 
 from models.detectors import Detector, build_detector
 from models.registry import BUNDLED_ROOT
-from models.train.data_bridge import carve_out_seed
+from models.train.options import carve_out_seed
 from models.weights import resolve_weights
 
 log = logging.getLogger(__name__)

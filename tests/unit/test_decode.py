@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.evaluate import load_eval_images
 from models.processing import (
     ImageDecodeError,
     batch_inputs,
@@ -20,7 +21,6 @@ from models.processing import (
     preprocess_batch,
     to_tensor,
 )
-from models.train.data_bridge import load_eval_images
 from service.engine import auto_intra_op_threads
 from service.inspector import prepare
 from tests.conftest import encode
