@@ -208,7 +208,7 @@ def _throughput(onnx_path: str | Path, imgsz: int, threads: int) -> dict[str, fl
     default=True,
     show_default=True,
     help="also write OUT/model.pt: the slim float16 torch weights (teachers for distil, "
-    "train --init-from in a later session)",
+    "train --init-from)",
 )
 @click.option(
     "--score-threshold",

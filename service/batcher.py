@@ -65,7 +65,7 @@ def wake(items: Sequence[BatchItem]) -> None:
     """Wake the asyncio callers of settled ``items``: one ``call_soon_threadsafe`` per
     event loop and batch. ``asyncio.wrap_future`` would cost one per frame, each a
     self-pipe write that wakes the loop while this thread still holds the GIL for the
-    rest of the batch (docs/benchmarks.md, session 7)."""
+    rest of the batch (docs/benchmarks.md)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for item in items:
         if item.waiter is not None:

@@ -27,4 +27,3 @@ class AppContext:
     def ready(self) -> bool:
         """Readiness: models warm (and the queue reachable, for remote backends)."""
         return self.backend.ready
-

@@ -1,4 +1,4 @@
-"""The detection record (../shared/DESIGN.md): the one JSON shape of a result."""
+"""The detection record (docs/contracts.md): the one JSON shape of a result."""
 
 from __future__ import annotations
 

@@ -144,4 +144,3 @@ def distil(
     click.echo(
         json.dumps({"out": opts.out, "teacher": teacher.parent, "best": brief(best)}, indent=2)
     )
-

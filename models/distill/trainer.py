@@ -98,9 +98,7 @@ class DistillTrainer(Trainer):
     ) -> None:
         self.teacher = teacher
         self.dcfg = distill or DistillConfig()
-        super().__init__(
-            opts, train_samples, val_samples, class_names, registry_root=registry_root
-        )
+        super().__init__(opts, train_samples, val_samples, class_names, registry_root=registry_root)
 
     def new_anchors(self) -> list[list[list[float]]]:
         """An anchor-based teacher's anchors: response KD compares the two heads anchor by

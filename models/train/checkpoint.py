@@ -103,8 +103,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
     if bad:
         raise ValueError(
             f"checkpoint has non-finite values in {len(bad)} tensors ({', '.join(bad[:3])}); "
-            "a float16 model.pt written before the overflow fix can be repaired from its "
-            "ONNX with python -m models.bn_repair"
+            "a model.pt cast to float16 wholesale can be repaired from its ONNX with "
+            "python scripts/bn_repair.py VERSION_DIR"
         )
     model.load_state_dict(sd)  # copy_ casts a slim checkpoint's float16 back to float32
     return model.eval()

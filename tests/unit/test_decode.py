@@ -128,5 +128,5 @@ def test_evaluation_feeds_the_model_what_serving_feeds_it(tmp_path: Path) -> Non
     served, info, size = prepare(data, 224, max_pixels=50_000_000)
     assert sizes == [size] == [(1280, 960)] and infos == [info]
     np.testing.assert_array_equal(evaluated, batch_inputs([served]))
-    full, _ = preprocess_batch([decode_image(data)], 224)  # what evaluation used to feed
+    full, _ = preprocess_batch([decode_image(data)], 224)  # a full-size decode, as training reads
     assert not np.array_equal(full, evaluated)

@@ -107,7 +107,7 @@ def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
 ) -> None:
     """Weights trained with another --split-seed on the same data have seen part of this
     run's validation images: warm-starting from them would make every reported mAP
-    optimistic (a session-8 run lost its comparison this way)."""
+    optimistic."""
     data = tmp_path / "data.yaml"
     ck = _checkpoint()
     ck["opts"] = {**ck["opts"], "data": str(data), "seed": 0, "split_seed": 3, "val_fraction": 0.2}
