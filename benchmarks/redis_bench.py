@@ -41,7 +41,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import load_session, raw_throughput, sample_jpeg
 from benchmarks.stream_bench import registry_for
-from service.config import BUNDLED_REGISTRY, Settings, load_settings
+from models.registry import BUNDLED_ROOT
+from service.config import Settings, load_settings
 from service.errors import LineInspectError
 from service.frames import Frame
 from service.inspector import Inspector
@@ -221,7 +222,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--registry", type=Path, default=BUNDLED_REGISTRY)
+    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
     ap.add_argument("--model", default="neu-det-student")
     ap.add_argument("--onnx", type=Path, default=None, help="Benchmark a bare ONNX file instead.")
     ap.add_argument("--seconds", type=float, default=10)

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import load_session, raw_throughput, sample_jpeg, served
-from service.config import BUNDLED_REGISTRY
+from models.registry import BUNDLED_ROOT
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -55,7 +55,7 @@ def run_wrk(url: str, body: Path, connections: int, seconds: float) -> dict[str,
 def main() -> None:
     """Run the comparison and print a markdown table plus JSON."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--registry", type=Path, default=BUNDLED_REGISTRY)
+    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
     ap.add_argument("--model", default="neu-det-student")
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--max-batch", type=int, default=8)

@@ -50,7 +50,7 @@ from benchmarks.common import (
     served,
 )
 from benchmarks.raw_ref import measure_pinned
-from service.config import BUNDLED_REGISTRY
+from models.registry import BUNDLED_ROOT
 from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
 from service.registry import Registry
 
@@ -252,7 +252,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--registry", type=Path, default=BUNDLED_REGISTRY)
+    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
     ap.add_argument("--model", default="neu-det-student")
     ap.add_argument(
         "--onnx", type=Path, help="bench a bare exported ONNX file (with lineinspect.spec)"

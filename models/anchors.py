@@ -146,6 +146,14 @@ def split_levels(anchors: np.ndarray, levels: int) -> list[list[list[float]]]:
     ]
 
 
+def sample_anchors(
+    samples: Sequence[Sample], imgsz: int, levels: int, per_level: int = 3, seed: int = 0
+) -> list[list[list[float]]]:
+    """K-means++ (1 - IoU) anchors in input pixels, one set of ``per_level`` per level."""
+    wh = wh_from_samples(samples, imgsz)
+    return split_levels(kmeans_anchors(wh, levels * per_level, seed=seed), levels)
+
+
 def anchors_report(
     data_yaml: Path | str,
     k: int = 9,

@@ -1,84 +1,98 @@
 """Torch-side ``lineinspect`` commands (entry-point group ``lineinspect.commands``):
-``train``, ``val``, ``export``, ``anchors`` and ``distil`` (issue 4)."""
+``train``, ``val``, ``export``, ``anchors`` and ``distil``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from models.registry import BUNDLED_ROOT, ROOT_PROVIDER_KEY
+from models.train.options import Cli, TrainOptions, default
+
 log = logging.getLogger(__name__)
 
 
-def _logging() -> None:
+def registry_root(explicit: str | Path | None = None) -> Path:
+    """The registry a training command reads: ``explicit`` (its ``--registry``), else the
+    root the ``lineinspect`` command configured (its settings), else the bundled one."""
+    if explicit:
+        return Path(explicit)
+    ctx = click.get_current_context(silent=True)
+    provider = ctx.meta.get(ROOT_PROVIDER_KEY) if ctx is not None else None
+    return Path(provider()) if provider is not None else BUNDLED_ROOT
+
+
+def setup_logging() -> None:
+    """INFO logging to stderr, the format every training command uses."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
 
+def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command with every :class:`TrainOptions` command-line option, in
+    declaration order (``train``; ``distil`` adds its own)."""
+    for f in reversed(dataclasses.fields(TrainOptions)):
+        cli: Cli | None = f.metadata.get("cli")
+        if cli is not None:
+            command = click.option(*_option_decls(f.name, cli), **_option_attrs(f, cli))(command)
+    return command
+
+
+def _option_decls(name: str, cli: Cli) -> tuple[str, ...]:
+    flag = cli.flag or "--" + name.replace("_", "-")
+    return (flag,) if cli.negates or flag == "--" + name.replace("_", "-") else (flag, name)
+
+
+def _option_attrs(f: dataclasses.Field[Any], cli: Cli) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"help": cli.help}
+    if cli.negates or f.type in ("bool", bool):
+        return {**attrs, "is_flag": True}
+    if cli.required:
+        attrs["required"] = True
+    else:
+        attrs["default"] = f.default
+        attrs["show_default"] = cli.show_default
+    if cli.choices:
+        attrs["type"] = click.Choice(list(cli.choices))
+    elif cli.file:
+        attrs["type"] = click.Path(exists=True, dir_okay=False)
+    elif cli.directory:
+        attrs["type"] = click.Path(file_okay=False)
+    else:
+        attrs["type"] = _TYPES[str(f.type).removesuffix(" | None")]
+    return attrs
+
+
+_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str}
+
+
 @click.command()
-@click.option(
-    "--data", required=True, type=click.Path(exists=True, dir_okay=False), help="data.yaml"
-)
-@click.option("--arch", type=click.Choice(["t-model", "s-model", "tiny"]), default="s-model")
-@click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--imgsz", type=int, default=224, show_default=True)
-@click.option("--batch", type=int, default=16, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="run directory")
-@click.option("--resume", is_flag=True, help="continue from OUT/last.pt if it exists")
-@click.option(
-    "--head",
-    type=click.Choice(["anchor_based", "anchor_free"]),
-    default="anchor_based",
-    show_default=True,
-    help="anchor_based: YOLOv5 decoding with k-means anchors (the better on NEU-DET, "
-    "docs/models.md); anchor_free: YOLOX decoding with task-aligned assignment",
-)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--weight-decay", type=float, default=0.05, show_default=True)
-@click.option("--warmup-epochs", type=float, default=3.0, show_default=True)
-@click.option("--close-mosaic", type=int, default=15, show_default=True)
-@click.option("--mosaic", "mosaic_prob", type=float, default=1.0, show_default=True)
-@click.option("--eval-interval", type=int, default=5, show_default=True)
-@click.option("--val-fraction", type=float, default=0.15, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--split-seed",
-    type=int,
-    default=None,
-    help="seed of the validation carve-out (default: --seed); keep it fixed to compare "
-    "training seeds, and equal to the teacher's when distilling",
-)
-@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads")
-@click.option("--workers", type=int, default=1, show_default=True, help="data loader workers")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1")
-@click.option("--no-adaptive", is_flag=True, help="disable the eq. 18 loss-weight updater")
-@click.option(
-    "--init-from",
-    default="",
-    help="warm start from a checkpoint or a registry ref with a model.pt (e.g. "
-    "neu-det-student): its architecture and weights, a fresh optimizer and schedule",
-)
+@train_options
 def train(**kw: Any) -> None:
     """Train a T-model or S-model detector."""
-    from models.train.options import TrainOptions
     from models.train.trainer import Trainer
 
-    _logging()
-    adaptive = not kw.pop("no_adaptive")
-    opts = TrainOptions(**kw, adaptive_weights=adaptive)
+    setup_logging()
+    opts = TrainOptions.from_cli(kw)
     try:
-        trainer = Trainer(opts)  # bad data, --init-from or options: one line, no traceback
+        # bad data, --init-from or options: one line, no traceback
+        root = registry_root() if opts.init_from else BUNDLED_ROOT
+        trainer = Trainer(opts, registry_root=root)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     best = trainer.fit()
-    click.echo(json.dumps({"out": opts.out, "best": _brief(best)}, indent=2))
+    click.echo(json.dumps({"out": opts.out, "best": brief(best)}, indent=2))
 
 
-def _brief(m: dict[str, Any] | None) -> dict[str, Any]:
+def brief(m: dict[str, Any] | None) -> dict[str, Any]:
+    """The headline metrics of a run's best evaluation, as the commands print them."""
     keys = ("epoch", "map50", "map50_95", "precision", "recall", "f1")
     return {k: m[k] for k in keys if m and k in m}
 
@@ -91,8 +105,13 @@ def _brief(m: dict[str, Any] | None) -> dict[str, Any]:
     default=None,
     help="data.yaml (default: the checkpoint's, same seeded validation carve-out)",
 )
-@click.option("--val-fraction", type=float, default=None, help="carve-out (default: ckpt's, 0.15)")
-@click.option("--seed", type=int, default=None, help="carve-out seed (default: ckpt's, 0)")
+@click.option(
+    "--val-fraction", type=float, default=None,
+    help=f"carve-out (default: ckpt's, {default('val_fraction')})",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=None, help=f"carve-out seed (default: ckpt's, {default('seed')})"
+)
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--conf", type=float, default=0.25, show_default=True, help="P/R/F1 threshold")
 @click.option("--no-onnx", is_flag=True, help="skip ONNX Runtime throughput")
@@ -104,7 +123,7 @@ def val(
     """Evaluate a checkpoint (.pt) or an exported model (.onnx, e.g. a registry version's
     model.onnx; needs --data): mAP, per-class AP, P/R/F1, ORT throughput, and for
     checkpoints params and GFLOPs."""
-    _logging()
+    setup_logging()
     if ckpt.endswith(".onnx"):
         if data is None:
             raise click.UsageError("--data is required to evaluate an .onnx model")
@@ -117,33 +136,6 @@ def val(
     click.echo(text)
 
 
-def evaluate_checkpoint(
-    ck: dict[str, Any], model: Any, data: str | None = None, val_fraction: float | None = None,
-    seed: int | None = None, conf: float = 0.25,
-) -> dict[str, Any]:  # fmt: skip
-    """mAP, per-class AP and P/R/F1 of a loaded checkpoint on its own seeded validation
-    carve-out (or ``data``'s), through the serving post-processing at its NMS default.
-    ``val`` prints it; ``export`` writes it into the card, so a card always holds the
-    current evaluation rather than whatever the training run measured."""
-    from models.processing import DEFAULT_IOU_THRESHOLD, ModelSpec
-    from models.train import data_bridge
-    from models.train.predict import detect
-
-    spec = ModelSpec.from_json(ck["spec"])
-    o = ck["opts"]
-    frac = o["val_fraction"] if val_fraction is None else val_fraction
-    _, val_samples, names = data_bridge.splits(
-        data or o["data"], frac, data_bridge.carve_out_seed(o) if seed is None else seed
-    )
-    images, sizes = data_bridge.load_eval_images(val_samples, spec.imgsz)
-    dets = detect(model, spec, images, conf_thr=0.001, orig_sizes=sizes)
-    report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
-    report["nms_iou"] = DEFAULT_IOU_THRESHOLD
-    if "epoch" in ck:  # the checkpoint's completed epochs (0-based in the checkpoint)
-        report["epoch"] = int(ck["epoch"]) + 1
-    return report
-
-
 def _val_checkpoint(
     ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
     conf: float, no_onnx: bool,
@@ -152,6 +144,7 @@ def _val_checkpoint(
 
     from models import export as ex
     from models.detectors import count_params
+    from models.evaluate import evaluate_checkpoint
     from models.processing import ModelSpec
     from models.train.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -174,21 +167,22 @@ def _val_onnx(
     import onnx
 
     from models import export as ex
+    from models.data import load_splits
+    from models.evaluate import evaluation_report, load_eval_images
     from models.processing import DEFAULT_IOU_THRESHOLD, SPEC_METADATA_KEY, ModelSpec
-    from models.train import data_bridge
 
     meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
     if SPEC_METADATA_KEY not in meta:
         raise click.ClickException(f"{path} has no '{SPEC_METADATA_KEY}' metadata")
     spec = ModelSpec.from_json(meta[SPEC_METADATA_KEY])
-    frac = 0.15 if val_fraction is None else val_fraction
-    _, val_samples, names = data_bridge.splits(data, frac, 0 if seed is None else seed)
+    frac = default("val_fraction") if val_fraction is None else val_fraction
+    _, val_samples, names = load_splits(data, frac, default("seed") if seed is None else seed)
     session = ex.ort_session(path, threads)
     dets = []
     for i in range(0, len(val_samples), 16):
-        images, sizes = data_bridge.load_eval_images(val_samples[i : i + 16], spec.imgsz)
+        images, sizes = load_eval_images(val_samples[i : i + 16], spec.imgsz)
         dets.extend(ex.ort_detect(session, spec, images, conf_thr=0.001, orig_sizes=sizes)[1])
-    report: dict[str, Any] = data_bridge.evaluate(val_samples, dets, names, conf)
+    report = evaluation_report(val_samples, dets, names, conf)
     report["nms_iou"] = DEFAULT_IOU_THRESHOLD
     if not no_onnx:
         report.update(_throughput(path, spec.imgsz, threads))
@@ -214,7 +208,7 @@ def _throughput(onnx_path: str | Path, imgsz: int, threads: int) -> dict[str, fl
     default=True,
     show_default=True,
     help="also write OUT/model.pt: the slim float16 torch weights (teachers for distil, "
-    "train --init-from in a later session)",
+    "train --init-from)",
 )
 @click.option(
     "--score-threshold",
@@ -226,15 +220,15 @@ def _throughput(onnx_path: str | Path, imgsz: int, threads: int) -> dict[str, fl
 def export(ckpt: str, out: str, opset: int, weights: bool, score_threshold: float | None) -> None:
     """Export a checkpoint to OUT/model.onnx + OUT/card.json (with a parity check)."""
     from models import export as ex
-    from models.train import data_bridge
+    from models.evaluate import evaluate_checkpoint
     from models.train.checkpoint import load_checkpoint, model_from_checkpoint
 
-    _logging()
+    setup_logging()
     if opset < 17:
         raise click.BadParameter("opset must be >= 17", param_hint="--opset")
     ck = load_checkpoint(ckpt)
     model = model_from_checkpoint(ck)
-    images = data_bridge.parity_images(ck["opts"], n=4)
+    images = ex.parity_images(ck["opts"], n=4)
     try:
         metrics: dict[str, Any] | None = evaluate_checkpoint(ck, model)
     except Exception as exc:  # data not on this machine: keep the run's own evaluation

@@ -15,13 +15,19 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from torch import nn
 
+from models.data import load_splits
 from models.data.formats.coco import samples_to_coco
 from models.data.sample import Sample
+from models.processing import DEFAULT_IOU_THRESHOLD, Detections, ModelSpec, decode_scaled
 from models.processing.boxes import box_iou
+from models.train.options import carve_out_seed
+from models.train.predict import detect
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +225,52 @@ def evaluate_detections(
         per_class=per_class,
         num_images=len(samples),
     )
+
+
+def load_eval_images(
+    samples: Sequence[Sample], imgsz: int
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Samples' images decoded exactly as the server decodes a frame for an ``imgsz``
+    model (a large JPEG at a reduced DCT scale), with each frame's (width, height): what
+    evaluation feeds :func:`models.train.predict.detect`, so the accuracy measured is the
+    accuracy served."""
+    decoded = [decode_scaled(Path(s.image_path).read_bytes(), fit=imgsz) for s in samples]
+    return [img for img, _ in decoded], [size for _, size in decoded]
+
+
+def evaluation_report(
+    samples: Sequence[Sample],
+    dets: Sequence[Detections],
+    names: Sequence[str],
+    score_thr: float = 0.25,
+) -> dict[str, Any]:
+    """pycocotools mAP@.5 / mAP@.5:.95, per-class AP, P/R/F1 at ``score_thr``, and the
+    F1-optimal score threshold (``best_f1``), as a JSON-ready dict."""
+    res = evaluate_detections(list(samples), list(dets), list(names), score_thr=score_thr)
+    out = dict(res.to_dict())
+    out["map50"], out["map50_95"] = float(res.map50), float(res.map50_95)
+    out["best_f1"] = best_f1_threshold(list(samples), list(dets), len(names))
+    return out
+
+
+def evaluate_checkpoint(
+    ck: dict[str, Any], model: nn.Module, data: str | None = None,
+    val_fraction: float | None = None, seed: int | None = None, conf: float = 0.25,
+) -> dict[str, Any]:  # fmt: skip
+    """mAP, per-class AP and P/R/F1 of a loaded checkpoint on its own seeded validation
+    carve-out (or ``data``'s), through the serving post-processing at its NMS default.
+    ``val`` prints it; ``export`` writes it into the card, so a card always holds the
+    current evaluation rather than whatever the training run measured."""
+    spec = ModelSpec.from_json(ck["spec"])
+    o = ck["opts"]
+    frac = o["val_fraction"] if val_fraction is None else val_fraction
+    _, val_samples, names = load_splits(
+        data or o["data"], frac, carve_out_seed(o) if seed is None else seed
+    )
+    images, sizes = load_eval_images(val_samples, spec.imgsz)
+    dets = detect(model, spec, images, conf_thr=0.001, orig_sizes=sizes)
+    report = evaluation_report(val_samples, dets, names, conf)
+    report["nms_iou"] = DEFAULT_IOU_THRESHOLD
+    if "epoch" in ck:  # the checkpoint's completed epochs (0-based in the checkpoint)
+        report["epoch"] = int(ck["epoch"]) + 1
+    return report

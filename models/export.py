@@ -3,7 +3,6 @@ post-processing, ONNX Runtime throughput, GFLOPs, and the model card."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from models.data import load_rgb, load_splits
 from models.detectors import Detector, count_params
 from models.detectors.decode import flatten_outputs
 from models.processing import (
@@ -29,6 +29,10 @@ from models.processing import (
     postprocess,
     preprocess_batch,
 )
+from models.registry import sha256_file
+from models.train.checkpoint import save_checkpoint, slim_checkpoint
+from models.train.options import carve_out_seed
+from models.train.predict import raw_outputs
 
 log = logging.getLogger(__name__)
 MAX_ONNX_BYTES = 15 * 1024 * 1024
@@ -133,8 +137,6 @@ def check_parity(
     Compared at ``conf_thr`` and at a threshold low enough to keep ~10 detections per
     image, so that the check is never vacuous (e.g. for a barely trained model).
     """
-    from models.train.predict import raw_outputs
-
     batch, infos = preprocess_batch(list(images), spec.imgsz)
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     raw_t = raw_outputs(model.cpu().eval(), batch)
@@ -186,13 +188,14 @@ def gflops(model: nn.Module, imgsz: int) -> float:
     return fc.get_total_flops() / 1e9
 
 
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def parity_images(opts: dict[str, Any], n: int = 4) -> list[np.ndarray]:
+    """A few validation images of a checkpoint's data (its options ``opts``) for the
+    parity check; none when the data is not on this machine (synthetic images only)."""
+    try:
+        _, val, _ = load_splits(opts["data"], opts["val_fraction"], carve_out_seed(opts))
+    except Exception:
+        return []
+    return [load_rgb(s.image_path) for s in val[:n]]
 
 
 def synthetic_images(n: int = 4, seed: int = 0) -> list[np.ndarray]:
@@ -263,15 +266,13 @@ def export_checkpoint(
         else (metrics.get("best_f1") or {}).get("score_thr"),
         "params": count_params(model),
         "gflops": round(gflops(model, spec.imgsz), 4),
-        "onnx_sha256": sha256(onnx_path),
+        "onnx_sha256": sha256_file(onnx_path),
         "opset": opset,
         "parity": parity,
     }
     if weights:
-        from models.train.checkpoint import save_checkpoint, slim_checkpoint
-
         save_checkpoint(out / "model.pt", slim_checkpoint(ckpt))
-        card["weights_sha256"] = sha256(out / "model.pt")
+        card["weights_sha256"] = sha256_file(out / "model.pt")
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
 

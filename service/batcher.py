@@ -16,15 +16,21 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.processing import Detections, LetterboxInfo, batch_inputs, postprocess
+from models.processing import (
+    Detections,
+    LetterboxInfo,
+    PostprocessConfig,
+    batch_inputs,
+    postprocess,
+)
 from service.engine import ModelSession
-from service.errors import DeadlineExceeded, NotReady, QueueFull
+from service.errors import DeadlineExceeded, NotReady, QueueFull, retry_after_s
 from service.metrics import Metrics
 from service.threads import name_os_thread
 
@@ -59,7 +65,7 @@ def wake(items: Sequence[BatchItem]) -> None:
     """Wake the asyncio callers of settled ``items``: one ``call_soon_threadsafe`` per
     event loop and batch. ``asyncio.wrap_future`` would cost one per frame, each a
     self-pipe write that wakes the loop while this thread still holds the GIL for the
-    rest of the batch (docs/benchmarks.md, session 7)."""
+    rest of the batch (docs/benchmarks.md)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for item in items:
         if item.waiter is not None:
@@ -69,33 +75,29 @@ def wake(items: Sequence[BatchItem]) -> None:
             loop.call_soon_threadsafe(_release, waiters)
 
 
-FALLBACK_SCORE_THRESHOLD = 0.25  # for models whose card recommends none
-
-
 @dataclass(frozen=True)
-class PostprocessConfig:
-    """Thresholds applied to every batch of this model."""
+class BatchRun:
+    """The detections of one batch and where its time went, in seconds."""
 
-    conf_thr: float | np.ndarray
-    iou_thr: float
-    max_det: int
+    dets: list[Detections]
+    input_s: float  # assembling the batch into one tensor
+    inference_s: float  # the model run alone
+    output_s: float  # post-processing
 
-    @classmethod
-    def for_classes(
-        cls, class_names: Sequence[str], default_thr: float | None, class_thr: dict[str, float],
-        iou_thr: float, max_det: int, card: Mapping[str, object] | None = None,
-    ) -> PostprocessConfig:  # fmt: skip
-        """Per-class score thresholds: ``class_thr`` where given, else ``default_thr``; an
-        unset ``default_thr`` falls back to the model card's recommended threshold, then to
-        :data:`FALLBACK_SCORE_THRESHOLD`."""
-        if default_thr is None:
-            rec = (card or {}).get("recommended_score_threshold")
-            default_thr = float(rec) if isinstance(rec, int | float) else FALLBACK_SCORE_THRESHOLD
-        unknown = set(class_thr) - set(class_names)
-        if unknown:
-            log.warning("class thresholds name unknown classes %s", sorted(unknown))
-        thr = np.array([class_thr.get(c, default_thr) for c in class_names], np.float32)
-        return cls(conf_thr=thr, iou_thr=iou_thr, max_det=max_det)
+
+def run_batch(
+    session: ModelSession, tensors: Sequence[np.ndarray], infos: Sequence[LetterboxInfo],
+    sizes: Sequence[tuple[int, int]], post: PostprocessConfig,
+) -> BatchRun:  # fmt: skip
+    """Assemble, run and post-process one batch of prepared inputs (the batcher's
+    inference threads and offline ``predict`` both run batches through this)."""
+    t_in = time.perf_counter()
+    x = batch_inputs(list(tensors))
+    t0 = time.perf_counter()
+    raw = session.run(x)
+    spent = time.perf_counter() - t0
+    dets = postprocess(raw, session.spec, infos, sizes, post.conf_thr, post.iou_thr, post.max_det)
+    return BatchRun(dets, t0 - t_in, spent, time.perf_counter() - t0 - spent)
 
 
 class Batcher:
@@ -140,7 +142,7 @@ class Batcher:
                 self.metrics.dropped.labels("queue_full").inc()
                 raise QueueFull(
                     f"queue for {self._label} is full ({self.queue_size} frames)",
-                    retry_after=max(0.05, self.max_delay_s * 4),
+                    retry_after=retry_after_s(self.max_delay_s),
                 )
             self._queue.append(item)
             self.metrics.queue_depth.labels(self._label).set(len(self._queue))
@@ -203,23 +205,20 @@ class Batcher:
                 wake(batch)
 
     def _run(self, live: list[BatchItem]) -> None:
-        t_in = time.perf_counter()
-        x = batch_inputs([it.tensor for it in live])
-        t0 = time.perf_counter()
-        raw = self.session.run(x)
-        spent = time.perf_counter() - t0
-        self.metrics.inference_duration.labels(self._label).observe(spent)
-        self.metrics.batch_size.labels(self._label).observe(len(live))
-        dets = postprocess(
-            raw, self.session.spec, [it.info for it in live], [it.size for it in live],
-            self.post.conf_thr, self.post.iou_thr, self.post.max_det,
+        run = run_batch(
+            self.session, [it.tensor for it in live], [it.info for it in live],
+            [it.size for it in live], self.post,
         )  # fmt: skip
-        input_s, output_s = t0 - t_in, time.perf_counter() - t0 - spent
+        self.metrics.inference_duration.labels(self._label).observe(run.inference_s)
+        self.metrics.batch_size.labels(self._label).observe(len(live))
         v = self.session.version
-        self.metrics.model_stats.execution((v.name, v.version), len(live), input_s, spent, output_s)
-        for item, det in zip(live, dets, strict=True):
+        self.metrics.model_stats.execution(
+            (v.name, v.version), len(live), run.input_s, run.inference_s, run.output_s
+        )
+        for item, det in zip(live, run.dets, strict=True):
             self.metrics.queue_wait.labels(self._label).observe(item.queue_wait)
-            item.inference_time, item.input_time, item.output_time = spent, input_s, output_s
+            item.inference_time, item.input_time = run.inference_s, run.input_s
+            item.output_time = run.output_s
             item.future.set_result(det)
 
     def close(self, timeout: float | None = None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from models.registry import ROOT_PROVIDER_KEY
 from service.auth.cli import token
 from service.config import ConfigError, Settings, load_settings
 from service.errors import LineInspectError
@@ -112,8 +113,12 @@ registry_option = click.option(
 
 @click.group(cls=_Cli)
 @click.version_option(package_name="lineinspect")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """lineinspect: inline defect inspection for production lines."""
+    # Training commands given no --registry read the configured registry_root; the
+    # settings are loaded only if one asks for it.
+    ctx.meta[ROOT_PROVIDER_KEY] = lambda: _settings(None).registry_root
 
 
 main.add_command(token)
@@ -256,7 +261,7 @@ def predict(
     score_threshold: float | None, config: Path | None, registry_root: Path | None,
 ) -> None:  # fmt: skip
     """Inspect SOURCE (image, directory or glob) offline; write one record per image."""
-    from service.batcher import PostprocessConfig
+    from models.processing import PostprocessConfig
     from service.engine import ModelSession
     from service.predict import Unreadable, expand_source, predict_files
 

@@ -16,9 +16,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.processing import DEFAULT_IOU_THRESHOLD
+from models.registry import BUNDLED_ROOT
 from service.auth.tokens import TokenEntry
-
-BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 
 
 class ConfigError(ValueError):
@@ -63,7 +62,7 @@ class Settings(BaseSettings):
         "how many frames a flooding camera queues in transport. None = gRPC's default.",
     )  # fmt: skip
     # --- models --------------------------------------------------------------------
-    registry_root: Path = Field(BUNDLED_REGISTRY, description="Model registry directory.")
+    registry_root: Path = Field(BUNDLED_ROOT, description="Model registry directory.")
     models: list[str] = Field(
         default_factory=lambda: ["neu-det-student"],
         description="Model references loaded and warmed at start-up; the first is the default.",

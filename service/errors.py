@@ -104,6 +104,12 @@ class QueueFull(LineInspectError):
         self.retry_after = retry_after
 
 
+def retry_after_s(max_delay_s: float) -> float:
+    """The ``retry_after`` of a full queue batched every ``max_delay_s``: four batching
+    delays, at least 50 ms."""
+    return max(0.05, max_delay_s * 4)
+
+
 class DeadlineExceeded(LineInspectError):
     """The frame's deadline passed before it was inspected; it was never run."""
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import numpy as np
 
 from models.processing import (
+    Detections,
     ImageDecodeError,
     ImageTooLargeError,
     LetterboxInfo,
@@ -21,9 +21,9 @@ from models.processing import (
     decode_scaled,
     letterbox,
     raw_pixels,
-    verdict,
 )
 from service.batcher import BatchItem
+from service.config import Settings
 from service.errors import (
     DeadlineExceeded,
     InvalidImage,
@@ -32,23 +32,15 @@ from service.errors import (
     PayloadTooLarge,
 )
 from service.frames import Frame
-from service.manager import ModelManager
+from service.manager import ModelManager, Runner
 from service.metrics import Metrics
-from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
+from service.records import DetectionRecord, build_record
+from service.registry import Registry, parse_ref
+from service.threads import name_os_thread
 
 # Raw frames up to this many pixels (a 640x480 Mono8 VGA frame) are letterboxed on
 # the event loop; larger ones and every encoded image go to the decode threads.
 INLINE_RAW_PIXELS = 640 * 480
-
-
-@lru_cache(maxsize=64)
-def fail_class_ids(
-    class_names: tuple[str, ...], fail_classes: tuple[str, ...] | None
-) -> frozenset[int] | None:
-    """Ids of the classes that fail a part (None = every class); cached per model."""
-    if fail_classes is None:
-        return None
-    return frozenset(i for i, n in enumerate(class_names) if n in fail_classes)
 
 
 def prepare(
@@ -116,58 +108,90 @@ class Inspector:
             self.metrics.dropped.labels("deadline").inc()
             raise DeadlineExceeded("frame arrived after its deadline")
         runner = await self.manager.acquire(frame.model_ref)
-        key = (runner.version.name, runner.version.version)
         try:
-            loop = asyncio.get_running_loop()
-            spec = runner.session.spec
-            px = frame.pixels
-            if px is not None and px.width * px.height <= INLINE_RAW_PIXELS:
-                # A small raw frame is one resize (~25 us): cheaper here than the
-                # executor round trip it would need (~75 us of thread hand-offs).
-                tensor, info, size = prepare(frame.data, spec.imgsz, self.max_pixels, px)
-            elif pre is None:
-                tensor, info, size = await loop.run_in_executor(
-                    self.executor, prepare, frame.data, spec.imgsz, self.max_pixels, px
-                )
-            else:
-                tensor, info, size = _as_input(pre, spec.imgsz)
-            remaining = frame.remaining()
-            waiter = loop.create_future()  # woken once per batch (batcher.wake)
-            item = BatchItem(tensor, info, size, time.monotonic() + remaining, waiter=waiter)
-            future = runner.batcher.submit(item)
-            try:
-                async with asyncio.timeout(max(remaining, 0.0)):  # lighter than wait_for
-                    await waiter
-            except TimeoutError:
-                future.cancel()  # never run it if it is still queued
-                self.metrics.dropped.labels("deadline").inc()
-                raise DeadlineExceeded(
-                    f"no result within the deadline ({remaining * 1000:.0f} ms)"
-                ) from None
-            dets = future.result()  # settled before its waiter was woken
+            item = await self._prepare(runner, frame, pre)
+            dets = await self._wait(runner, item)
         except Exception:
-            self.metrics.model_stats.failure(key, time.perf_counter() - frame.received)
+            self.metrics.model_stats.failure(
+                (runner.version.name, runner.version.version), time.perf_counter() - frame.received
+            )
             raise
         finally:
             self.manager.release(runner)
+        return self._record(runner, frame, item, dets)
+
+    async def _prepare(self, runner: Runner, frame: Frame, pre: np.ndarray | None) -> BatchItem:
+        """The frame as a model input of ``runner``, with its deadline."""
+        imgsz = runner.session.spec.imgsz
+        px = frame.pixels
+        if px is not None and px.width * px.height <= INLINE_RAW_PIXELS:
+            # A small raw frame is one resize (~25 us): cheaper here than the
+            # executor round trip it would need (~75 us of thread hand-offs).
+            tensor, info, size = prepare(frame.data, imgsz, self.max_pixels, px)
+        elif pre is None:
+            tensor, info, size = await asyncio.get_running_loop().run_in_executor(
+                self.executor, prepare, frame.data, imgsz, self.max_pixels, px
+            )
+        else:
+            tensor, info, size = _as_input(pre, imgsz)
+        return BatchItem(tensor, info, size, time.monotonic() + frame.remaining())
+
+    async def _wait(self, runner: Runner, item: BatchItem) -> Detections:
+        """Submit ``item`` to the runner's batcher and wait for it until its deadline."""
+        remaining = item.deadline - time.monotonic()
+        item.waiter = asyncio.get_running_loop().create_future()  # woken once per batch
+        future = runner.batcher.submit(item)
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):  # lighter than wait_for
+                await item.waiter
+        except TimeoutError:
+            future.cancel()  # never run it if it is still queued
+            self.metrics.dropped.labels("deadline").inc()
+            raise DeadlineExceeded(
+                f"no result within the deadline ({remaining * 1000:.0f} ms)"
+            ) from None
+        return future.result()  # settled before its waiter was woken
+
+    def _record(
+        self, runner: Runner, frame: Frame, item: BatchItem, dets: Detections
+    ) -> DetectionRecord:
+        """Build the frame's record and count it in the metrics."""
         v = runner.version
-        record = DetectionRecord(
-            image=frame.image_name, frame_id=frame.frame_id, line=frame.line, camera=frame.camera,
-            model=ModelInfo(name=v.name, version=v.version, role=v.role),
-            verdict=verdict(dets, fail_class_ids(spec.class_names, self.fail_classes)),
-            detections=detections_to_list(dets, spec.class_names),
-            timing_ms=Timing(
-                queue=round(item.queue_wait * 1000, 3),
-                inference=round(item.inference_time * 1000, 3),
-                total=round((time.perf_counter() - frame.received) * 1000, 3),
-            ),
+        record = build_record(
+            v, runner.session.spec.class_names, dets, self.fail_classes,
+            image=frame.image_name, frame_id=frame.frame_id, line=frame.line,
+            camera=frame.camera, queue_s=item.queue_wait, inference_s=item.inference_time,
+            total_s=time.perf_counter() - frame.received,
         )  # fmt: skip
         self.metrics.observe_frame(
             frame.line, frame.camera, v.name, v.version, record.verdict,
             (d.label for d in record.detections),
         )  # fmt: skip
         self.metrics.model_stats.success(
-            key, record.timing_ms.total / 1000, item.queue_wait, item.inference_time,
-            item.input_time, item.output_time,
+            (v.name, v.version), record.timing_ms.total / 1000, item.queue_wait,
+            item.inference_time, item.input_time, item.output_time,
         )  # fmt: skip
         return record
+
+
+def decode_executor(settings: Settings) -> ThreadPoolExecutor:
+    """The decode threads (named ``decode`` in the OS, for profilers and top)."""
+    return ThreadPoolExecutor(
+        settings.decode_threads,
+        thread_name_prefix="decode",
+        initializer=name_os_thread,
+        initargs=("decode",),
+    )
+
+
+def local_inspector(
+    settings: Settings, registry: Registry, metrics: Metrics, executor: ThreadPoolExecutor
+) -> Inspector:
+    """The in-process backend of ``settings.models``, with its model manager (not started).
+
+    Resolves every configured reference first, so a typo fails start-up with a clear
+    message instead of leaving the process unready forever."""
+    for ref in settings.models:
+        registry.resolve(parse_ref(ref))
+    manager = ModelManager(registry, settings, metrics)
+    return Inspector(manager, metrics, executor, settings.max_pixels, settings.fail_classes)

@@ -14,12 +14,14 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from service.batcher import Batcher, PostprocessConfig
+from models.processing import PostprocessConfig
+from models.registry import ModelRef
+from service.batcher import Batcher
 from service.config import Settings
 from service.engine import ModelSession, auto_intra_op_threads
 from service.errors import ModelNotFound
 from service.metrics import Metrics
-from service.registry import ModelRef, ModelVersion, Registry
+from service.registry import ModelVersion, Registry, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class ModelManager:
     async def start(self) -> None:
         """Load and warm every configured model, then start watching alias files."""
         for ref in self.settings.models:
-            r = ModelRef.parse(ref)
+            r = parse_ref(ref)
             self._read_aliases(r.name)
             await self._ensure_loaded(self._resolve_key(r))
         self._publish_info()
@@ -100,7 +102,7 @@ class ModelManager:
 
         Every ``acquire`` must be paired with :meth:`release`.
         """
-        key = self._resolve_key(ModelRef.parse(ref or self.default_ref))
+        key = self._resolve_key(parse_ref(ref or self.default_ref))
         runner = self._runners.get(key) or await self._ensure_loaded(key)
         runner.users += 1
         return runner
@@ -179,7 +181,7 @@ class ModelManager:
         return swapped
 
     def _retire_unused(self, name: str) -> None:
-        pinned = {self._resolve_key(ModelRef.parse(r)) for r in self.settings.models if ":" in r}
+        pinned = {self._resolve_key(parse_ref(r)) for r in self.settings.models if ":" in r}
         in_use = {(name, v) for v in self._aliases[name].values()} | pinned
         for key, runner in list(self._runners.items()):
             if key[0] == name and key not in in_use and not runner.retired:

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.processing import batch_inputs, postprocess, verdict
-from service.batcher import PostprocessConfig
+from models.processing import PostprocessConfig
+from service.batcher import run_batch
 from service.engine import ModelSession
 from service.errors import LineInspectError
-from service.inspector import fail_class_ids, prepare
-from service.records import DetectionRecord, ModelInfo, Timing, detections_to_list
+from service.inspector import prepare
+from service.records import DetectionRecord, build_record
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
@@ -55,9 +55,7 @@ def predict_files(
     post-processing; ``queue`` is 0 (nothing queues offline).
     """
     spec, v = session.spec, session.version
-    fail_ids = fail_class_ids(
-        spec.class_names, None if fail_classes is None else tuple(fail_classes)
-    )
+    fails = None if fail_classes is None else tuple(fail_classes)
     for chunk in _chunks(paths, batch):
         ok, prepared, own_s = [], [], []
         for p in chunk:
@@ -74,24 +72,14 @@ def predict_files(
             own_s.append(time.perf_counter() - t0)
         if not ok:
             continue
-        t0 = time.perf_counter()
-        x = batch_inputs([t for t, _, _ in prepared])
-        t_run = time.perf_counter()
-        raw = session.run(x)
-        run_s = time.perf_counter() - t_run  # the model run alone, as the server reports it
-        dets = postprocess(
-            raw, spec, [i for _, i, _ in prepared], [s for _, _, s in prepared],
-            post.conf_thr, post.iou_thr, post.max_det,
+        run = run_batch(
+            session, [t for t, _, _ in prepared], [i for _, i, _ in prepared],
+            [s for _, _, s in prepared], post,
         )  # fmt: skip
-        batch_s = time.perf_counter() - t0
-        for path, det, own in zip(ok, dets, own_s, strict=True):
-            yield DetectionRecord(
-                image=path.name, frame_id=uuid.uuid4().hex, line=None, camera=None,
-                model=ModelInfo(name=v.name, version=v.version, role=v.role),
-                verdict=verdict(det, fail_ids),
-                detections=detections_to_list(det, spec.class_names),
-                timing_ms=Timing(
-                    queue=0.0, inference=round(run_s * 1000, 3),
-                    total=round((own + batch_s) * 1000, 3),
-                ),
+        batch_s = run.input_s + run.inference_s + run.output_s
+        for path, det, own in zip(ok, run.dets, own_s, strict=True):
+            yield build_record(
+                v, spec.class_names, det, fails, image=path.name, frame_id=uuid.uuid4().hex,
+                line=None, camera=None, queue_s=0.0, inference_s=run.inference_s,
+                total_s=own + batch_s,
             )  # fmt: skip

@@ -1,13 +1,15 @@
-"""The detection record (../shared/DESIGN.md): the one JSON shape of a result."""
+"""The detection record (docs/contracts.md): the one JSON shape of a result."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.processing import Detections
+from models.processing import Detections, verdict
+from service.registry import ModelVersion
 
 
 class ModelInfo(BaseModel):
@@ -73,3 +75,33 @@ def detections_to_list(dets: Detections, class_names: Sequence[str]) -> list[Det
         )
         for box, s, c in zip(dets.boxes, dets.scores, dets.class_ids, strict=True)
     ]
+
+
+@lru_cache(maxsize=64)
+def fail_class_ids(
+    class_names: tuple[str, ...], fail_classes: tuple[str, ...] | None
+) -> frozenset[int] | None:
+    """Ids of the classes that fail a part (None = every class); cached per model."""
+    if fail_classes is None:
+        return None
+    return frozenset(i for i, n in enumerate(class_names) if n in fail_classes)
+
+
+def build_record(
+    version: ModelVersion, class_names: tuple[str, ...], dets: Detections,
+    fail_classes: tuple[str, ...] | None, *, image: str | None, frame_id: str,
+    line: str | None, camera: str | None, queue_s: float, inference_s: float, total_s: float,
+) -> DetectionRecord:  # fmt: skip
+    """The record of one inspected frame (every interface and ``predict`` build it here):
+    the verdict over ``fail_classes`` (None: every class fails a part), the detections
+    and the timings in milliseconds."""
+    return DetectionRecord(
+        image=image, frame_id=frame_id, line=line, camera=camera,
+        model=ModelInfo(name=version.name, version=version.version, role=version.role),
+        verdict=verdict(dets, fail_class_ids(class_names, fail_classes)),
+        detections=detections_to_list(dets, class_names),
+        timing_ms=Timing(
+            queue=round(queue_s * 1000, 3), inference=round(inference_s * 1000, 3),
+            total=round(total_s * 1000, 3),
+        ),
+    )  # fmt: skip

@@ -1,18 +1,14 @@
-"""The model registry on disk (layout in ../shared/DESIGN.md).
-
-``<root>/<name>/<version>/model.onnx`` + ``card.json`` (+ optional checkpoint), and
-``<root>/<name>/aliases.json`` mapping alias → version, replaced atomically
-(write a temporary file, fsync, ``os.replace``) so readers never see half a file.
+"""The model registry on disk, as the service uses it: resolve references, read cards,
+promote aliases, register artefacts. The format itself (layout, references, aliases,
+cards, digests) lives in :mod:`models.registry`, shared with the training side.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,38 +17,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from models.registry import (
+    ALIASES_FILE,
+    CARD_FILE,
+    CARD_REQUIRED,
+    NAME_RE,
+    ONNX_FILE,
+    WEIGHTS_FILE,
+    MalformedReference,
+    ModelRef,
+    RegistryFormatError,
+    read_aliases,
+    read_card,
+    sha256_file,
+    write_json_atomic,
+)
 from service.errors import ModelNotFound, RegistryError, RegistryReadOnly
 
-DEFAULT_ALIAS = "production"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_REF_RE = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
-CARD_REQUIRED = ("role", "architecture", "class_names", "input_size")
 
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A parsed reference: ``name`` (its production alias), ``name@alias`` or ``name:version``."""
-
-    name: str
-    alias: str | None = None
-    version: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        """Parse a reference string; raises :class:`ModelNotFound` when malformed."""
-        m = _REF_RE.match(text.strip())
-        if not m or not _NAME_RE.match(m["name"]):
-            raise ModelNotFound(
-                f"malformed model reference {text!r} (use name, name@alias or name:version)"
-            )
-        if m["version"] is not None:
-            return cls(m["name"], version=int(m["version"]))
-        return cls(m["name"], alias=m["alias"] or DEFAULT_ALIAS)
-
-    def __str__(self) -> str:
-        if self.version is not None:
-            return f"{self.name}:{self.version}"
-        return f"{self.name}@{self.alias}"
+def parse_ref(text: str) -> ModelRef:
+    """Parse a model reference; raises :class:`ModelNotFound` when malformed."""
+    try:
+        return ModelRef.parse(text)
+    except MalformedReference as exc:
+        raise ModelNotFound(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -67,36 +55,12 @@ class ModelVersion:
     @property
     def onnx_path(self) -> Path:
         """The ONNX file served for this version."""
-        return self.path / "model.onnx"
+        return self.path / ONNX_FILE
 
     @property
     def role(self) -> str:
         """``teacher`` or ``student``."""
         return str(self.card.get("role", "unknown"))
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from a non-root server user
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -127,31 +91,27 @@ class Registry:
         """Model names, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_RE.match(p.name))
 
     def versions(self, name: str) -> list[int]:
         """Registered versions of ``name``, ascending; raises if the model is unknown."""
         model_dir = self.root / name
-        if not _NAME_RE.match(name) or not model_dir.is_dir():
+        if not NAME_RE.match(name) or not model_dir.is_dir():
             raise ModelNotFound(f"no model named {name!r} in the registry")
         return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
     def aliases(self, name: str) -> dict[str, int]:
         """Alias → version map of ``name`` (empty when none set)."""
         self.versions(name)
-        path = self.root / name / "aliases.json"
-        if not path.exists():
-            return {}
         try:
-            data = json.loads(path.read_text())
-            return {str(k): int(v) for k, v in data.items()}
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise RegistryError(f"{path} is not a valid alias map: {exc}") from exc
+            return read_aliases(self.root / name / ALIASES_FILE)
+        except RegistryFormatError as exc:
+            raise RegistryError(str(exc)) from exc
 
     def aliases_mtime(self, name: str) -> float:
         """Modification time of ``aliases.json`` (0 when absent); cheap change detection."""
         try:
-            return (self.root / name / "aliases.json").stat().st_mtime_ns / 1e9
+            return (self.root / name / ALIASES_FILE).stat().st_mtime_ns / 1e9
         except FileNotFoundError:
             return 0.0
 
@@ -161,14 +121,14 @@ class Registry:
             raise ModelNotFound(f"model {name!r} has no version {version}")
         path = self.root / name / str(version)
         try:
-            card = json.loads((path / "card.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise RegistryError(f"{path}/card.json is missing or invalid: {exc}") from exc
+            card = read_card(path)
+        except RegistryFormatError as exc:
+            raise RegistryError(str(exc)) from exc
         return ModelVersion(name=name, version=version, path=path, card=card)
 
     def resolve(self, ref: str | ModelRef) -> ModelVersion:
         """Resolve ``name``, ``name@alias`` or ``name:version`` to a registered version."""
-        r = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        r = parse_ref(ref) if isinstance(ref, str) else ref
         if r.version is not None:
             return self.get(r.name, r.version)
         aliases = self.aliases(r.name)
@@ -180,14 +140,14 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point ``alias`` at ``version`` atomically; returns the previous version."""
-        if not _NAME_RE.match(alias):
+        if not NAME_RE.match(alias):
             raise RegistryError(f"invalid alias name {alias!r}")
         self.get(name, version)
         aliases = self.aliases(name)
         previous = aliases.get(alias)
         aliases[alias] = version
         with _writing(self.root, f"set {name}@{alias}"):
-            _atomic_write_json(self.root / name / "aliases.json", aliases)
+            write_json_atomic(self.root / name / ALIASES_FILE, aliases)
         return previous
 
     def register(self, artefact_dir: Path, name: str, alias: str | None = None) -> ModelVersion:
@@ -197,9 +157,9 @@ class Registry:
         The version directory is assembled aside and renamed in, so a crash never
         leaves a half-registered version visible.
         """
-        if not _NAME_RE.match(name):
+        if not NAME_RE.match(name):
             raise RegistryError(f"invalid model name {name!r}")
-        onnx, card_path = artefact_dir / "model.onnx", artefact_dir / "card.json"
+        onnx, card_path = artefact_dir / ONNX_FILE, artefact_dir / CARD_FILE
         if not onnx.is_file() or not card_path.is_file():
             raise RegistryError(f"{artefact_dir} must contain model.onnx and card.json")
         try:
@@ -224,11 +184,11 @@ class Registry:
             staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
             try:
                 staging.chmod(0o755)
-                shutil.copy2(onnx, staging / "model.onnx")
-                for extra in ("model.pt",):
+                shutil.copy2(onnx, staging / ONNX_FILE)
+                for extra in (WEIGHTS_FILE,):
                     if (artefact_dir / extra).is_file():
                         shutil.copy2(artefact_dir / extra, staging / extra)
-                _atomic_write_json(staging / "card.json", card)
+                write_json_atomic(staging / CARD_FILE, card)
                 os.rename(staging, model_dir / str(version))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)

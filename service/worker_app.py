@@ -11,7 +11,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -23,13 +22,12 @@ from service import __version__
 from service.auth import http as auth_http
 from service.config import Settings
 from service.errors import LineInspectError
-from service.inspector import Inspector
+from service.inspector import decode_executor, local_inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.queue.tasks import cancel_task
 from service.queue.worker import InferenceWorker
-from service.registry import ModelRef, Registry
-from service.threads import name_os_thread
+from service.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +48,10 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry(settings.registry_root)
-        for ref in settings.models:
-            registry.resolve(ModelRef.parse(ref))  # a typo fails start-up, not every frame
         metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
-        executor = ThreadPoolExecutor(
-            settings.decode_threads,
-            thread_name_prefix="decode",
-            initializer=name_os_thread,
-            initargs=("decode",),
-        )
-        manager = ModelManager(registry, settings, metrics)
-        inspector = Inspector(
-            manager, metrics, executor, settings.max_pixels, settings.fail_classes
-        )
+        executor = decode_executor(settings)
+        inspector = local_inspector(settings, registry, metrics, executor)
+        manager = inspector.manager
         worker = InferenceWorker(settings, inspector, metrics, consumer)
         app.state.metrics, app.state.manager, app.state.worker = metrics, manager, worker
         if settings.strict_providers:  # a model on a fallback provider fails start-up

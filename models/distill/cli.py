@@ -7,7 +7,6 @@ are taken from that command, not copied), so progress bar, checkpoints (``OUT/la
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 
 import click
 
-from models.cli import train as _train_command
+from models.cli import brief, registry_root, setup_logging, train_options
+from models.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def _resumed_config(out: Path, cfg: Any, parent: dict[str, Any]) -> Any:
 
 
 @click.command()
+@train_options
 @click.option(
     "--teacher",
     "teacher_ref",
@@ -62,7 +63,8 @@ def _resumed_config(out: Path, cfg: Any, parent: dict[str, Any]) -> Any:
     "--registry",
     type=click.Path(file_okay=False),
     default=None,
-    help="registry root for a teacher ref (default $LINEINSPECT_REGISTRY_ROOT or ./registry)",
+    help="registry root for a teacher ref and --init-from (default: the configured "
+    "registry_root, else the bundled registry)",
 )
 @click.option(
     "--feature-kd/--no-feature-kd",
@@ -106,13 +108,11 @@ def distil(
     **kw: Any,
 ) -> None:
     """Distil a T-model teacher into a student (attention-guided feature KD + response KD)."""
-    from models.cli import _brief, _logging
     from models.distill.loss import DistillConfig
     from models.distill.teacher import load_teacher
     from models.distill.trainer import DistillTrainer
-    from models.train.options import TrainOptions
 
-    _logging()
+    setup_logging()
     cfg = DistillConfig(feature_kd=feature_kd, response_kd=response_kd)
     for name, val in (
         ("attn_temperature", attn_temp),
@@ -126,17 +126,13 @@ def distil(
     if unknown:
         raise click.BadParameter(f"unknown terms {sorted(unknown)}", param_hint="--kd-gain")
     cfg.gains.update(gains)
-    fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    adaptive = not kw.pop("no_adaptive", False)
-    dropped = sorted(set(kw) - fields)
-    if dropped:
-        log.warning("options not understood by the trainer, ignored: %s", dropped)
-    opts = TrainOptions(**{k: v for k, v in kw.items() if k in fields}, adaptive_weights=adaptive)
+    opts = TrainOptions.from_cli(kw)
     try:
-        teacher = load_teacher(teacher_ref, registry)
+        root = registry_root(registry)
+        teacher = load_teacher(teacher_ref, root)
         if opts.resume and (Path(opts.out) / "last.pt").exists():
             cfg = _resumed_config(Path(opts.out), cfg, teacher.parent)
-        trainer = DistillTrainer(opts, teacher, cfg)
+        trainer = DistillTrainer(opts, teacher, cfg, registry_root=root)
         if measure > 0:
             from models.distill.measure import measure_terms
 
@@ -146,9 +142,5 @@ def distil(
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
-        json.dumps({"out": opts.out, "teacher": teacher.parent, "best": _brief(best)}, indent=2)
+        json.dumps({"out": opts.out, "teacher": teacher.parent, "best": brief(best)}, indent=2)
     )
-
-
-# Every ``lineinspect train`` option (data, arch, epochs, imgsz, batch, out, resume, ...).
-distil.params[:0] = list(_train_command.params)

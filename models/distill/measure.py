@@ -10,7 +10,6 @@ import torch
 
 from models.distill.attention import attention_masks
 from models.distill.trainer import DistillTrainer, neck_features
-from models.train import data_bridge
 
 
 @torch.no_grad()
@@ -19,8 +18,8 @@ def measure_terms(trainer: DistillTrainer, batches: int = 3) -> dict[str, Any]:
     unweighted term, ``gain * term``, the weighted detection total, and the largest value of
     the teacher's spatial/channel attention masks per level (1.0 means a flat mask)."""
     o = trainer.opts
-    data_bridge.set_epoch(trainer.dataset, 0, o.epochs)
-    loader = data_bridge.loader(trainer.dataset, o.batch, 0, o.seed)
+    trainer.dataset.set_epoch(0, o.epochs)
+    loader = trainer.train_loader(workers=0)
     trainer.model.train()
     sums: dict[str, float] = {}
     peaks: list[list[float]] = []

@@ -1,7 +1,6 @@
 """Load the frozen teacher: a training checkpoint path, or a registry reference
 (``name``, ``name@alias``, ``name:version``) whose version directory holds the torch
-checkpoint ``model.pt`` (registry layout of ../shared/DESIGN.md, read here without
-importing service/)."""
+checkpoint ``model.pt`` (format in :mod:`models.registry`)."""
 
 from __future__ import annotations
 
@@ -10,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from models.detectors import Detector
+from models.registry import BUNDLED_ROOT
 from models.train.checkpoint import load_checkpoint, model_from_checkpoint
-from models.weights import registry_root, resolve_weights
+from models.weights import resolve_weights
 
-__all__ = ["Teacher", "load_teacher", "registry_root", "resolve_teacher"]
+__all__ = ["Teacher", "load_teacher", "resolve_teacher"]
 
 
 @dataclass
@@ -27,12 +27,12 @@ class Teacher:
     data_fingerprint: str | None = None  # of the teacher's own training samples
 
 
-def resolve_teacher(ref: str, root: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+def resolve_teacher(ref: str, root: Path = BUNDLED_ROOT) -> tuple[Path, dict[str, Any]]:
     """Checkpoint path and ``parent`` record of a teacher path or registry reference."""
     return resolve_weights(ref, root)
 
 
-def load_teacher(ref: str, root: str | Path | None = None) -> Teacher:
+def load_teacher(ref: str, root: Path = BUNDLED_ROOT) -> Teacher:
     """Load a teacher (EMA weights when present), in eval mode, with gradients off."""
     path, parent = resolve_teacher(ref, root)
     ck = load_checkpoint(path)

@@ -13,15 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from models.data import Sample
 from models.detectors import Detector
 from models.distill.loss import DistillationLoss, DistillConfig
 from models.distill.teacher import Teacher
 from models.losses import LOSS_NAMES
+from models.registry import BUNDLED_ROOT
 from models.train.options import TrainOptions
 from models.train.trainer import Trainer
 
@@ -87,13 +90,15 @@ class DistillTrainer(Trainer):
         opts: TrainOptions,
         teacher: Teacher,
         distill: DistillConfig | None = None,
-        train_samples: Sequence[Any] | None = None,
-        val_samples: Sequence[Any] | None = None,
+        train_samples: Sequence[Sample] | None = None,
+        val_samples: Sequence[Sample] | None = None,
         class_names: Sequence[str] | None = None,
+        *,
+        registry_root: Path = BUNDLED_ROOT,
     ) -> None:
         self.teacher = teacher
         self.dcfg = distill or DistillConfig()
-        super().__init__(opts, train_samples, val_samples, class_names)
+        super().__init__(opts, train_samples, val_samples, class_names, registry_root=registry_root)
 
     def new_anchors(self) -> list[list[list[float]]]:
         """An anchor-based teacher's anchors: response KD compares the two heads anchor by

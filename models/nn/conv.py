@@ -26,13 +26,6 @@ class Conv(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-class DWConv(Conv):
-    """Depthwise conv (groups = channels) + BN + SiLU."""
-
-    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1) -> None:
-        super().__init__(c1, c2, k, s, g=c1 if c1 == c2 else 1)
-
-
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 bottleneck with optional residual."""
 

@@ -16,13 +16,20 @@ from models.processing.letterbox import (
     to_tensor,
     unletterbox_boxes,
 )
-from models.processing.postprocess import DEFAULT_IOU_THRESHOLD, Detections, postprocess
+from models.processing.postprocess import (
+    DEFAULT_IOU_THRESHOLD,
+    FALLBACK_SCORE_THRESHOLD,
+    Detections,
+    PostprocessConfig,
+    postprocess,
+)
 from models.processing.raw import PIXEL_FORMATS, RawLayout, pixel_format, raw_pixels
 from models.processing.spec import SPEC_METADATA_KEY, ModelSpec
 from models.processing.verdict import verdict
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLD",
+    "FALLBACK_SCORE_THRESHOLD",
     "PIXEL_FORMATS",
     "SPEC_METADATA_KEY",
     "Detections",
@@ -30,6 +37,7 @@ __all__ = [
     "ImageTooLargeError",
     "LetterboxInfo",
     "ModelSpec",
+    "PostprocessConfig",
     "ProcessingError",
     "RawLayout",
     "batch_inputs",

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from models.detectors import Detector, build_detector
-from models.train.data_bridge import carve_out_seed
+from models.registry import BUNDLED_ROOT
+from models.train.options import carve_out_seed
+from models.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
     if bad:
         raise ValueError(
             f"checkpoint has non-finite values in {len(bad)} tensors ({', '.join(bad[:3])}); "
-            "a float16 model.pt written before the overflow fix can be repaired from its "
-            "ONNX with python -m models.bn_repair"
+            "a model.pt cast to float16 wholesale can be repaired from its ONNX with "
+            "python scripts/bn_repair.py VERSION_DIR"
         )
     model.load_state_dict(sd)  # copy_ casts a slim checkpoint's float16 back to float32
     return model.eval()
@@ -110,15 +112,13 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
 
 def warm_start(
     ref: str, class_names: Sequence[str], arch: str, head: str,
-    data: str = "", fingerprint: str | None = None,
+    data: str = "", fingerprint: str | None = None, registry_root: Path = BUNDLED_ROOT,
 ) -> tuple[Detector, dict[str, Any]]:  # fmt: skip
-    """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a registry
-    ref with a ``model.pt``, in train mode, and its provenance record. ``train
-    --init-from`` trains on from it with a fresh optimizer and schedule: how a later
-    session continues a shipped model when its run directory is gone."""
-    from models.weights import resolve_weights
-
-    path, record = resolve_weights(ref)
+    """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a ref into
+    the registry at ``registry_root`` with a ``model.pt``, in train mode, and its
+    provenance record. ``train --init-from`` trains on from it with a fresh optimizer and
+    schedule: how a shipped model is trained further when its run directory is gone."""
+    path, record = resolve_weights(ref, registry_root)
     ck = load_checkpoint(path)
     if list(ck["class_names"]) != list(class_names):
         raise ValueError(

@@ -41,7 +41,7 @@ def detect(
     """Detect on RGB uint8 images (any size): letterbox, forward, ``postprocess``.
 
     ``orig_sizes``: the frames' (width, height) when ``images`` were decoded at a reduced
-    scale as the server decodes them (:func:`models.train.data_bridge.load_eval_images`);
+    scale as the server decodes them (:func:`models.evaluate.load_eval_images`);
     boxes are then in the frames' pixels."""
     was_training = model.training
     model.eval()

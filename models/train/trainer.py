@@ -14,12 +14,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from models.anchors import sample_anchors
+from models.data import DetectionDataset, Sample, build_loader, fingerprint, load_splits
 from models.detectors import Detector, build_detector, count_params
+from models.evaluate import evaluation_report, load_eval_images
 from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
 from models.processing import DEFAULT_IOU_THRESHOLD
-from models.train import data_bridge
+from models.registry import BUNDLED_ROOT
 from models.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -28,7 +32,7 @@ from models.train.checkpoint import (
     warm_start,
 )
 from models.train.ema import ModelEMA
-from models.train.options import TrainOptions
+from models.train.options import TrainOptions, carve_out_seed
 from models.train.predict import detect
 from models.train.schedule import lr_factor
 
@@ -72,9 +76,11 @@ class Trainer:
     def __init__(
         self,
         opts: TrainOptions,
-        train_samples: Sequence[Any] | None = None,
-        val_samples: Sequence[Any] | None = None,
+        train_samples: Sequence[Sample] | None = None,
+        val_samples: Sequence[Sample] | None = None,
         class_names: Sequence[str] | None = None,
+        *,
+        registry_root: Path = BUNDLED_ROOT,
     ) -> None:
         self.opts = opts
         self.out = Path(opts.out)
@@ -83,21 +89,21 @@ class Trainer:
         seed_everything(opts.seed)
         self.device = resolve_device(opts.device)
         if train_samples is None:
-            train_samples, val_samples, class_names = data_bridge.splits(
-                opts.data, opts.val_fraction, data_bridge.carve_out_seed(opts.to_dict())
+            train_samples, val_samples, class_names = load_splits(
+                opts.data, opts.val_fraction, carve_out_seed(opts.to_dict())
             )
         assert class_names is not None
         self.train_samples, self.val_samples = list(train_samples), list(val_samples or [])
         self.class_names = list(class_names)
-        self.fingerprint = data_bridge.fingerprint(self.train_samples)
-        self.dataset = data_bridge.dataset(
+        self.fingerprint = fingerprint(self.train_samples)
+        self.dataset = DetectionDataset(
             self.train_samples,
             opts.imgsz,
-            opts.mosaic_prob,
-            opts.cache,
-            opts.close_mosaic,
-            opts.seed,
-            opts.augment,
+            augment=opts.augment,
+            mosaic_prob=opts.mosaic_prob,
+            cache=opts.cache,
+            close_mosaic=opts.close_mosaic,
+            seed=opts.seed,
         )
         last = self.out / "last.pt"
         resume_ck = load_checkpoint(last) if opts.resume and last.exists() else None
@@ -108,7 +114,7 @@ class Trainer:
         elif opts.init_from:
             self.model, self.init_from = warm_start(
                 opts.init_from, self.class_names, opts.arch, opts.head, opts.data,
-                self.fingerprint,
+                self.fingerprint, registry_root,
             )  # fmt: skip
         else:
             self.model = self._build_model(None)
@@ -176,8 +182,8 @@ class Trainer:
         the carve-out seed — a property of the data split, not of the training seed, so
         runs that differ only in ``seed`` share them (k-means++ lands in different local
         optima per seed)."""
-        seed = data_bridge.carve_out_seed(self.opts.to_dict())
-        return data_bridge.anchors(self.train_samples, self.opts.imgsz, 3, seed=seed)
+        seed = carve_out_seed(self.opts.to_dict())
+        return sample_anchors(self.train_samples, self.opts.imgsz, 3, seed=seed)
 
     def _resume(self, ck: dict[str, Any], path: Path) -> None:
         self.model.load_state_dict(ck["model"])
@@ -213,10 +219,20 @@ class Trainer:
         m = self.opts.max_iters_per_epoch
         return min(loader_len, m) if m > 0 else loader_len
 
+    def train_loader(self, workers: int) -> DataLoader[Any]:
+        """The epoch-seeded shuffled loader of the training set (exact resume: the order
+        depends on (seed, epoch) only); the last partial batch is dropped when there is
+        more than one batch."""
+        o = self.opts
+        return build_loader(
+            self.dataset, o.batch, shuffle=True, workers=workers, seed=o.seed,
+            drop_last=len(self.dataset) > o.batch,
+        )  # fmt: skip
+
     def fit(self) -> dict[str, Any]:
         """Train to ``opts.epochs``; returns the best metrics seen."""
         o = self.opts
-        loader = data_bridge.loader(self.dataset, o.batch, o.workers, o.seed)
+        loader = self.train_loader(o.workers)
         ipe = self.iters_per_epoch(len(loader))
         total, warmup = o.epochs * ipe, int(o.warmup_epochs * ipe)
         log.info(
@@ -230,7 +246,7 @@ class Trainer:
         )
         for epoch in range(self.start_epoch, o.epochs):
             closing = epoch >= o.epochs - o.close_mosaic
-            data_bridge.set_epoch(self.dataset, epoch, o.epochs)
+            self.dataset.set_epoch(epoch, o.epochs)
             t0 = time.time()
             means = self._train_epoch(loader, epoch, ipe, total, warmup)
             self.weights.update(means)
@@ -307,10 +323,10 @@ class Trainer:
     def evaluate(self, model: nn.Module | None = None) -> dict[str, Any]:
         """mAP of the EMA model on the validation carve-out, through ``postprocess``."""
         if self._val_images is None:
-            self._val_images = data_bridge.load_eval_images(self.val_samples, self.spec.imgsz)
+            self._val_images = load_eval_images(self.val_samples, self.spec.imgsz)
         m = model or self.ema.ema
         images, sizes = self._val_images
         dets = detect(m, self.spec, images, conf_thr=0.001, orig_sizes=sizes)
-        res = data_bridge.evaluate(self.val_samples, dets, self.class_names)
+        res = evaluation_report(self.val_samples, dets, self.class_names)
         res["nms_iou"] = DEFAULT_IOU_THRESHOLD
         return res

@@ -12,17 +12,15 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import health, inspect, models
-from service.api.context import AppContext
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
 from service.auth import http as auth_http
 from service.config import Settings
-from service.frames import FrameBackend
-from service.inspector import Inspector
+from service.context import AppContext
+from service.inspector import decode_executor, local_inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
-from service.registry import ModelRef, Registry
-from service.threads import name_os_thread
+from service.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +49,14 @@ def build_context(settings: Settings) -> AppContext:
     """
     registry = Registry(settings.registry_root)
     metrics = Metrics(settings.lines, settings.cameras, settings.max_label_values)
-    executor = ThreadPoolExecutor(
-        settings.decode_threads,
-        thread_name_prefix="decode",
-        initializer=name_os_thread,
-        initargs=("decode",),
-    )
+    executor = decode_executor(settings)
     if settings.queue == "redis":  # API-only: frames go to the workers, no local models
         from service.queue.backend import RedisFrameBackend
 
         remote = RedisFrameBackend(settings, metrics)
         return AppContext(settings, registry, metrics, None, remote, executor)
-    for ref in settings.models:
-        registry.resolve(ModelRef.parse(ref))
-    manager = ModelManager(registry, settings, metrics)
-    backend: FrameBackend = Inspector(
-        manager, metrics, executor, settings.max_pixels, settings.fail_classes
-    )
-    return AppContext(settings, registry, metrics, manager, backend, executor)
+    inspector = local_inspector(settings, registry, metrics, executor)
+    return AppContext(settings, registry, metrics, inspector.manager, inspector, executor)
 
 
 def create_app(

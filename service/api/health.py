@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.api.context import AppContext, get_ctx
+from service.api.deps import Ctx
 
 router = APIRouter(tags=["operations"])
 
@@ -20,7 +18,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness", responses={503: {"description": "Not ready yet."}})
-async def readyz(ctx: Annotated[AppContext, Depends(get_ctx)]) -> JSONResponse:
+async def readyz(ctx: Ctx) -> JSONResponse:
     """200 once every configured model is warm (and the queue reachable); 503 before.
     With local models, ``models`` names the execution provider each one runs on."""
     ready = ctx.ready
@@ -31,6 +29,6 @@ async def readyz(ctx: Annotated[AppContext, Depends(get_ctx)]) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Response:
+async def metrics(ctx: Ctx) -> Response:
     """Text exposition of every lineinspect metric of this process."""
     return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
+from starlette.types import Message, Receive
 
 from models.processing import RawLayout
 from models.processing import pixel_format as pixel_format_of
-from service.api.context import AppContext, get_ctx
+from service.api.deps import Ctx
 from service.api.errors import ErrorBody
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.frames import Frame
@@ -97,18 +98,31 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _replay(body: bytes) -> Receive:
+    """An ASGI ``receive`` that delivers ``body`` in one message."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
 async def image_from_request(request: Request, limit: int) -> tuple[bytes, str | None]:
     """The image bytes and, for multipart uploads, the file name."""
     ctype = content_type(request)
     if ctype == RAW_TYPE:
         return await read_body(request, limit), None
     if ctype == "multipart/form-data":
-        request._body = await read_body(request, limit)  # starlette re-parses the cached body
-        form = await request.form(max_files=1, max_fields=16, max_part_size=limit)
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart request has no file field 'image'")
-        return await upload.read(), upload.filename
+        # The form is parsed from the body already read under the limit, replayed to a
+        # request over the same scope; the form's files close when the block ends.
+        body = await read_body(request, limit)
+        async with Request(request.scope, _replay(body)).form(
+            max_files=1, max_fields=16, max_part_size=limit
+        ) as form:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("multipart request has no file field 'image'")
+            return await upload.read(), upload.filename
     if ctype not in IMAGE_TYPES:
         shown = ctype or "none"
         raise UnsupportedMediaType(
@@ -128,7 +142,7 @@ async def image_from_request(request: Request, limit: int) -> tuple[bytes, str |
 )
 async def inspect(
     request: Request,
-    ctx: Annotated[AppContext, Depends(get_ctx)],
+    ctx: Ctx,
     line: Annotated[str | None, Query(max_length=64, description="Production line id.")] = None,
     camera: Annotated[str | None, Query(max_length=64, description="Camera id.")] = None,
     frame_id: Annotated[str | None, Query(max_length=128, description="Client frame id.")] = None,

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api.context import AppContext, get_ctx
+from service.api.deps import Ctx
 from service.api.inspect import read_body
 from service.api.kserve_docs import (
     INFER_BODY,
@@ -58,7 +58,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-def get_core(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> KServeCore:
+def get_core(request: Request, ctx: Ctx) -> KServeCore:
     """The app's :class:`KServeCore`, created once per app context."""
     core: KServeCore | None = getattr(request.app.state, "kserve_core", None)
     if core is None or core.ctx is not ctx:
@@ -96,7 +96,7 @@ async def live() -> JSONResponse:
     "/health/ready", summary="Server readiness", response_model=Ready,
     responses={503: {"model": Ready, "description": "Not ready yet."}},
 )  # fmt: skip
-async def ready(ctx: Annotated[AppContext, Depends(get_ctx)]) -> JSONResponse:
+async def ready(ctx: Ctx) -> JSONResponse:
     """200 once every configured model is warm, 503 before."""
     ok = ctx.ready
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)

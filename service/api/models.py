@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.api.context import AppContext, get_ctx
+from service.api.deps import Ctx
 from service.api.errors import ErrorBody
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -44,7 +44,7 @@ class AliasResult(BaseModel):
 
 
 @router.get("", response_model=list[ModelSummary], summary="List registered models")
-async def list_models(ctx: Annotated[AppContext, Depends(get_ctx)]) -> list[ModelSummary]:
+async def list_models(ctx: Ctx) -> list[ModelSummary]:
     """Every model in the registry with its versions and aliases."""
     reg = ctx.registry
     return [
@@ -53,7 +53,7 @@ async def list_models(ctx: Annotated[AppContext, Depends(get_ctx)]) -> list[Mode
 
 
 @router.get("/{name}", response_model=ModelDetail, responses={404: {"model": ErrorBody}})
-async def show_model(name: str, ctx: Annotated[AppContext, Depends(get_ctx)]) -> ModelDetail:
+async def show_model(name: str, ctx: Ctx) -> ModelDetail:
     """One model: versions, aliases, cards, and the aliases this process serves."""
     reg = ctx.registry
     versions = reg.versions(name)
@@ -74,7 +74,7 @@ async def set_alias(
     name: str,
     alias: str,
     body: AliasUpdate,
-    ctx: Annotated[AppContext, Depends(get_ctx)],
+    ctx: Ctx,
 ) -> AliasResult:
     """Point `alias` at `version`. Returns once this process serves the new version warm;
     other replicas follow within `registry_poll_s`. Needs the `admin` scope."""

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from service.api.context import AppContext
+from service.context import AppContext
 from service.errors import LineInspectError, client_message
 from service.frames import Frame
 from service.grpc.convert import frame_from_request, lane_of, record_to_proto

@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from grpc import aio
 
 from service import __version__
-from service.api.context import AppContext
+from service.context import AppContext
 from service.errors import InvalidInput, LineInspectError
 from service.grpc.flow import Outcome, StreamFlow
 from service.grpc.generated.kserve import grpc_predict_v2_pb2 as pb

@@ -24,10 +24,10 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from service.api.context import AppContext
 from service.auth.grpc import AuthInterceptor
 from service.auth.tokens import TokenVerifier
 from service.config import Settings
+from service.context import AppContext
 from service.grpc import inspection, kserve
 from service.grpc.errors import EdgeInterceptor
 from service.grpc.generated.kserve import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc

@@ -32,12 +32,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from models.processing import RawLayout
-from service.api.context import AppContext
+from service.context import AppContext
 from service.errors import InvalidInput, LineInspectError
 from service.frames import Frame
 from service.kserve.tensors import Tensor
 from service.records import DetectionRecord
-from service.registry import ModelRef
+from service.registry import parse_ref
 
 SERVER_NAME = "lineinspect"
 PLATFORM = "onnxruntime_onnx"
@@ -92,7 +92,7 @@ def model_ref(name: str, version: str) -> str:
     if version and any(c in name for c in "@:"):
         raise InvalidInput("give either a full model reference as name or a version, not both")
     ref = name if not version else f"{name}:{version}" if version.isdigit() else f"{name}@{version}"
-    return str(ModelRef.parse(ref))
+    return str(parse_ref(ref))
 
 
 async def _all(coros: list[Awaitable[DetectionRecord]]) -> list[DetectionRecord]:
@@ -164,7 +164,7 @@ class KServeCore:
     def ready(self, name: str, version: str = "") -> bool:
         """True when the server is ready and this model's version is loaded and warm."""
         try:
-            ref = ModelRef.parse(model_ref(name, version))
+            ref = parse_ref(model_ref(name, version))
             if not self.ctx.ready:
                 return False
             manager = self.ctx.manager

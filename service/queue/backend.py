@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 import uuid
 from types import TracebackType
 
 from service.config import Settings
-from service.errors import DeadlineExceeded, QueueFull, Unavailable
+from service.errors import DeadlineExceeded, QueueFull, Unavailable, retry_after_s
 from service.frames import Frame
 from service.metrics import Metrics
 from service.queue.codec import decode_reply, encode_entry
@@ -31,6 +29,7 @@ from service.queue.streams import (
     QueueKeys,
     connect,
     ensure_group,
+    process_name,
     stream_entries,
     text,
 )
@@ -40,18 +39,13 @@ from service.records import DetectionRecord
 log = logging.getLogger(__name__)
 
 
-def instance_id() -> str:
-    """A unique name for this API process (hostname, pid and a random suffix)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
 class RedisFrameBackend:
     """Frames go to the Redis stream; answers come back on this instance's reply stream."""
 
     def __init__(self, settings: Settings, metrics: Metrics, instance: str | None = None) -> None:
         self.settings, self.metrics = settings, metrics
         self.keys = QueueKeys.from_settings(settings)
-        self.instance = instance or instance_id()
+        self.instance = instance or process_name(unique=True)
         self.reply_stream = self.keys.replies(self.instance)
         self.client = connect(settings)
         self._listen_client = connect(settings, block_ms=settings.redis_block_ms)
@@ -125,7 +119,7 @@ class RedisFrameBackend:
                 self.metrics.dropped.labels("queue_full").inc()
                 raise QueueFull(
                     f"frame queue is full ({self.settings.redis_stream_maxlen} frames waiting)",
-                    retry_after=max(0.05, self.settings.max_delay_ms / 250),
+                    retry_after=retry_after_s(self.settings.max_delay_ms / 1000),
                 )
             remaining = frame.remaining()
             try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +49,13 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 if fresh then return 1 end
 return 0
 """
+
+
+def process_name(unique: bool = False) -> str:
+    """``<hostname>-<pid>``, readable in ``XINFO CONSUMERS`` (a worker's consumer name);
+    with ``unique`` a random suffix too (an API instance's reply stream, never reused)."""
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    return f"{name}-{uuid.uuid4().hex[:6]}" if unique else name
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from typing import Any
 
@@ -39,17 +37,13 @@ from service.queue.streams import (
     connect,
     ensure_group,
     is_nogroup,
+    process_name,
     stream_entries,
     text,
 )
 from service.queue.tasks import cancel_task
 
 log = logging.getLogger(__name__)
-
-
-def default_consumer() -> str:
-    """``<hostname>-<pid>``: unique per worker process, readable in XINFO CONSUMERS."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class InferenceWorker:
@@ -62,7 +56,7 @@ class InferenceWorker:
         s = self.settings = settings
         self.inspector, self.metrics = inspector, metrics
         self.keys = QueueKeys.from_settings(settings)
-        self.consumer = consumer or settings.worker_consumer or default_consumer()
+        self.consumer = consumer or settings.worker_consumer or process_name()
         self.prefetch = settings.worker_prefetch or 2 * s.max_batch * s.inference_threads
         self.client = connect(settings)
         self._read_client = connect(settings, block_ms=s.redis_block_ms)

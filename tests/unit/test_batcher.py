@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.processing import LetterboxInfo, ModelSpec
-from service.batcher import Batcher, BatchItem, PostprocessConfig
+from models.processing import LetterboxInfo, ModelSpec, PostprocessConfig
+from service.batcher import Batcher, BatchItem
 from service.errors import DeadlineExceeded, NotReady, QueueFull
 from service.metrics import Metrics
 

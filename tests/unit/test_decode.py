@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.evaluate import load_eval_images
 from models.processing import (
     ImageDecodeError,
     batch_inputs,
@@ -20,7 +21,6 @@ from models.processing import (
     preprocess_batch,
     to_tensor,
 )
-from models.train.data_bridge import load_eval_images
 from service.engine import auto_intra_op_threads
 from service.inspector import prepare
 from tests.conftest import encode
@@ -128,5 +128,5 @@ def test_evaluation_feeds_the_model_what_serving_feeds_it(tmp_path: Path) -> Non
     served, info, size = prepare(data, 224, max_pixels=50_000_000)
     assert sizes == [size] == [(1280, 960)] and infos == [info]
     np.testing.assert_array_equal(evaluated, batch_inputs([served]))
-    full, _ = preprocess_batch([decode_image(data)], 224)  # what evaluation used to feed
+    full, _ = preprocess_batch([decode_image(data)], 224)  # a full-size decode, as training reads
     assert not np.array_equal(full, evaluated)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from models.registry import ModelRef, sha256_file
 from service.errors import ModelNotFound, RegistryError
-from service.registry import ModelRef, Registry, sha256_file
+from service.registry import Registry, parse_ref
 from tests.support.tiny_onnx import write_artefact
 
 
@@ -27,7 +28,7 @@ def test_parse_refs(text: str, expected: ModelRef) -> None:
 @pytest.mark.parametrize("bad", ["", "a:b", "x@y@z", "../etc", "steel:-1", "a b"])
 def test_parse_rejects_malformed(bad: str) -> None:
     with pytest.raises(ModelNotFound):
-        ModelRef.parse(bad)
+        parse_ref(bad)
 
 
 def test_register_resolve_and_alias(tiny_registry: Registry) -> None:

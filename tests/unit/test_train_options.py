@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from pathlib import Path
 
 import pytest
 import torch
 
+from models.cli import train
 from models.distill.teacher import Teacher
 from models.distill.trainer import check_teacher_data
-from models.train.data_bridge import carve_out_seed
-from models.train.options import TrainOptions
+from models.train.options import TrainOptions, carve_out_seed, default
 
 
 def test_split_seed_defaults_to_seed() -> None:
@@ -35,3 +37,19 @@ def test_teacher_trained_on_other_samples_is_reported(caplog: pytest.LogCaptureF
         assert not caplog.records
         assert not check_teacher_data(teacher("abc"), "xyz")
     assert "validation carve-out" in caplog.text and "--split-seed" in caplog.text
+
+
+def test_cli_options_are_generated_from_train_options(tmp_path: Path) -> None:
+    data = tmp_path / "data.yaml"
+    data.write_text("names: [a]\n")
+    args = ["--data", str(data), "--out", str(tmp_path / "run"), "--mosaic", "0.5"]
+    ctx = train.make_context("train", [*args, "--no-adaptive", "--split-seed", "3"])
+    opts = TrainOptions.from_cli(ctx.params)
+    assert (opts.mosaic_prob, opts.adaptive_weights, opts.split_seed) == (0.5, False, 3)
+    assert opts.epochs == default("epochs") == 100 and opts.head == "anchor_based"
+    defaults = TrainOptions.from_cli(train.make_context("train", args).params)
+    assert defaults.adaptive_weights and defaults.split_seed is None and defaults.init_from == ""
+    cli_fields = {f.name for f in dataclasses.fields(TrainOptions) if "cli" in f.metadata}
+    assert set(defaults.to_dict()) - cli_fields == {
+        "final_lr_ratio", "augment", "ema_decay", "cache", "max_iters_per_epoch",
+    }  # fmt: skip

@@ -56,16 +56,13 @@ def test_export_weights_are_slim_and_rebuild_the_model(tmp_path: Path) -> None:
     assert card == json.loads((tmp_path / "art" / "card.json").read_text())
 
 
-def test_init_from_registry_ref_warm_starts_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_init_from_registry_ref_warm_starts_training(tmp_path: Path) -> None:
     ck = _checkpoint()
     export_checkpoint(ck, model_from_checkpoint(ck), tmp_path / "art", weights=True)
     reg = Registry(tmp_path / "registry")
     reg.root.mkdir()
     reg.register(tmp_path / "art", "tiny-det", alias="production")
     assert (reg.root / "tiny-det" / "1" / "model.pt").is_file()
-    monkeypatch.setenv("LINEINSPECT_REGISTRY_ROOT", str(reg.root))
 
     (tmp_path / "img").mkdir()
     samples = make_samples(tmp_path / "img", n=4)
@@ -79,7 +76,7 @@ def test_init_from_registry_ref_warm_starts_training(
         base.update(kw)
         return TrainOptions(**base)  # type: ignore[arg-type]
 
-    tr = Trainer(opts(), samples, samples, CLASSES)
+    tr = Trainer(opts(), samples, samples, CLASSES, registry_root=reg.root)
     assert tr.init_from is not None
     assert (tr.init_from["name"], tr.init_from["version"]) == ("tiny-det", 1)
     assert tr.init_from["epochs"] == 10 and tr.init_from["map50"] == 0.42
@@ -91,21 +88,26 @@ def test_init_from_registry_ref_warm_starts_training(
     assert tr.state(0)["init_from"] == tr.init_from  # provenance travels to the card
 
     with pytest.raises(ValueError, match="not a s-model"):
-        Trainer(opts(arch="s-model", out=str(tmp_path / "r2")), samples, samples, CLASSES)
+        o = opts(arch="s-model", out=str(tmp_path / "r2"))
+        Trainer(o, samples, samples, CLASSES, registry_root=reg.root)
     with pytest.raises(ValueError, match="classes"):
-        Trainer(opts(out=str(tmp_path / "r3")), samples, samples, ["x", "y"])
+        o = opts(out=str(tmp_path / "r3"))
+        Trainer(o, samples, samples, ["x", "y"], registry_root=reg.root)
     with pytest.raises(FileNotFoundError, match="no torch checkpoint"):
         reg.register(tmp_path / "art", "tiny-det")  # v2 …
         (reg.root / "tiny-det" / "2" / "model.pt").unlink()  # … without its weights
-        Trainer(opts(init_from="tiny-det:2", out=str(tmp_path / "r4")), samples, samples, CLASSES)
+        Trainer(
+            opts(init_from="tiny-det:2", out=str(tmp_path / "r4")), samples, samples, CLASSES,
+            registry_root=reg.root,
+        )  # fmt: skip
 
 
 def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """Weights trained with another --split-seed on the same data have seen part of this
     run's validation images: warm-starting from them would make every reported mAP
-    optimistic (a session-8 run lost its comparison this way)."""
+    optimistic."""
     data = tmp_path / "data.yaml"
     ck = _checkpoint()
     ck["opts"] = {**ck["opts"], "data": str(data), "seed": 0, "split_seed": 3, "val_fraction": 0.2}
@@ -113,7 +115,6 @@ def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
     reg = Registry(tmp_path / "registry")
     reg.root.mkdir()
     reg.register(tmp_path / "art", "tiny-det", alias="production")
-    monkeypatch.setenv("LINEINSPECT_REGISTRY_ROOT", str(reg.root))
     (tmp_path / "img").mkdir()
     samples = make_samples(tmp_path / "img", n=4)  # fingerprint differs from the weights'
     opts = TrainOptions(
@@ -122,6 +123,7 @@ def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
         init_from="tiny-det", head="anchor_free",
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"--split-seed 3 --val-fraction 0\.2"):
-        Trainer(opts, samples, samples, CLASSES)
+        Trainer(opts, samples, samples, CLASSES, registry_root=reg.root)
     other = TrainOptions(**{**opts.to_dict(), "data": str(tmp_path / "new-labels.yaml")})
-    assert Trainer(other, samples, samples, CLASSES).init_from is not None  # other data: warns
+    warned = Trainer(other, samples, samples, CLASSES, registry_root=reg.root)
+    assert warned.init_from is not None  # other data: warns

@@ -1,11 +1,9 @@
-"""Per-app state created in the lifespan and handed to routes as a dependency."""
+"""The per-app state every edge (REST, gRPC, KServe) serves from, created once at start-up."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-from fastapi import Request
 
 from service.config import Settings
 from service.frames import FrameBackend
@@ -29,9 +27,3 @@ class AppContext:
     def ready(self) -> bool:
         """Readiness: models warm (and the queue reachable, for remote backends)."""
         return self.backend.ready
-
-
-def get_ctx(request: Request) -> AppContext:
-    """FastAPI dependency returning the app's :class:`AppContext`."""
-    ctx: AppContext = request.app.state.ctx
-    return ctx

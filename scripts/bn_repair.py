@@ -1,15 +1,18 @@
 """Recover BatchNorm statistics that a float16 ``model.pt`` lost to overflow.
 
-Until the fix in :func:`models.train.checkpoint.slim_checkpoint`, registry weights were
-cast to float16 wholesale, and deep ``running_var`` entries above 65504 became inf. The
-ONNX file of the same version was exported from the float32 checkpoint with each
-BatchNorm folded into its convolution (``W' = W * gamma / sqrt(var + eps)`` per output
-channel), so the lost variances can be solved back exactly from it:
-``var = (gamma * |W| / |W'|)^2 - eps``. Every channel that was *not* lost is re-derived
-the same way and checked against the stored value, which proves the match of folded
-weight to module before anything is written.
+When it is needed: a ``model.pt`` written with every tensor cast to float16 loses the
+deep ``running_var`` entries above 65504 (they become inf), and loading it fails with
+"non-finite values" (:func:`models.train.checkpoint.model_from_checkpoint`).
+:func:`models.train.checkpoint.slim_checkpoint` keeps such tensors in float32, and every
+bundled ``model.pt`` is finite (``tests/unit/test_bn_overflow.py``), so only a file
+written by an older export needs this. The ONNX file of the same version was exported
+from the float32 checkpoint with each BatchNorm folded into its convolution
+(``W' = W * gamma / sqrt(var + eps)`` per output channel), so the lost variances can be
+solved back exactly from it: ``var = (gamma * |W| / |W'|)^2 - eps``. Every channel that
+was *not* lost is re-derived the same way and checked against the stored value, which
+proves the match of folded weight to module before anything is written.
 
-    python -m models.bn_repair registry/neu-det-teacher/4     # rewrites model.pt + card
+    python scripts/bn_repair.py registry/neu-det-teacher/4     # rewrites model.pt + card
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.export import sha256
+from models.registry import sha256_file as sha256
 from models.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -116,7 +119,7 @@ def repair_version(version_dir: str | Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    """``python -m models.bn_repair VERSION_DIR...``"""
+    """``python scripts/bn_repair.py VERSION_DIR...``"""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("version_dirs", nargs="+", type=Path)
     args = ap.parse_args()
