@@ -114,11 +114,15 @@ def match_counts(
     return tp, n_pred, n_gt
 
 
+#: Score thresholds :func:`best_f1_threshold` tries: 0.05 to 0.95 in steps of 0.05.
+F1_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
 def best_f1_threshold(
     samples: Sequence[Sample],
     predictions: Sequence[PredictionLike],
     num_classes: int,
-    thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(1, 20)),
+    thresholds: Sequence[float] = F1_THRESHOLDS,
 ) -> dict[str, float]:
     """The score threshold (of ``thresholds``) with the best micro F1 over all classes, and
     its precision/recall/F1: what a line should start from, since a detector's score scale

@@ -1,0 +1,109 @@
+"""``lineinspect gate`` and ``calibrate --register`` end to end, on a torch-free CLI, with
+tiny ONNX detectors and a generated golden folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import defect_image, encode
+from tests.e2e.test_cli import run
+from tests.support.tiny_onnx import write_artefact
+
+# 64x64 frames (the tiny model's input size: no letterbox padding); a 16x16 block at
+# these corners is a defect the tiny model sees in full.
+CORNERS = [(0, 0), (16, 32), (32, 16), (48, 48)]
+
+
+def _block(x: int, y: int) -> np.ndarray:
+    return defect_image(64, 64, (x, y, x + 16, y + 16))
+
+
+def _yolo(x: int, y: int, cls: int) -> str:
+    return f"{cls} {(x + 8) / 64} {(y + 8) / 64} 0.25 0.25\n"
+
+
+@pytest.fixture
+def golden(tmp_path: Path) -> Path:
+    """4 scratch images, 1 dent image, 2 labelled ok, 1 without a label file (left out)."""
+    root = tmp_path / "golden"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    items = [(f"s{i}", _block(x, y), _yolo(x, y, 0)) for i, (x, y) in enumerate(CORNERS)]
+    items += [("d0", _block(32, 32), _yolo(32, 32, 1))]
+    items += [(f"ok{i}", defect_image(64, 64, (0, 0, 0, 0)), "") for i in range(2)]
+    for stem, img, lbl in items:
+        (root / "images" / f"{stem}.png").write_bytes(encode(img, "PNG"))
+        (root / "labels" / f"{stem}.txt").write_text(lbl)
+    (root / "images" / "unlabelled.png").write_bytes(encode(_block(0, 0), "PNG"))
+    (root / "data.yaml").write_text("path: .\ntrain: images\nnames: [scratch, dent]\n")
+    return root
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    """tiny:1 (production) and tiny:2, whose scores all sit far under its threshold."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    run("models", "register", str(write_artefact(tmp_path / "a1")), "--name", "tiny",
+        "--alias", "production", "--registry", str(root))  # fmt: skip
+    run("models", "register", str(write_artefact(tmp_path / "a2", bright=1.2)), "--name",
+        "tiny", "--registry", str(root))  # fmt: skip
+    return root
+
+
+def gate(registry: Path, golden: Path, cand: str, *extra: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+    out = golden.parent / f"gate-{cand.replace(':', '-')}.json"
+    res = run("gate", cand, "--production", "tiny", "--data", str(golden / "data.yaml"),
+              "--registry", str(registry), "--out", str(out), *extra, check=False)  # fmt: skip
+    assert "Traceback" not in res.stderr, res.stderr
+    return res.returncode, res.stdout, json.loads(out.read_text())
+
+
+def test_gate_passes_a_model_against_itself_and_writes_its_card(
+    registry: Path, golden: Path
+) -> None:
+    rc, table, rep = gate(registry, golden, "tiny:1", "--write-card", "--latency-runs", "30")
+    assert rc == 0 and rep["passed"], table
+    assert "gate PASSED" in table and "escape scratch" in table
+    c, p = rep["candidate"], rep["production"]
+    assert rep["golden_images"] == 7 and rep["golden_ok_images"] == 2  # unlabelled left out
+    assert c["map50"] == p["map50"] and c["map50"] > 0
+    assert c["escape"]["scratch"] == {"rate": 0.0, "count": 0, "total": 4}
+    assert c["escape"]["dent"] == {"rate": 0.0, "count": 0, "total": 1}  # caught as scratch
+    assert c["false_reject"] == {"rate": 0.0, "count": 0, "total": 2}
+    assert set(c["latency_ms"]) == {"b1", "b8"} and c["thresholds"]["scratch"] == 0.25
+    card = json.loads((registry / "tiny" / "1" / "card.json").read_text())
+    assert card["gate"]["passed"] and card["role"] == "student"  # the rest of the card kept
+
+
+def test_gate_fails_a_low_score_candidate_then_calibrate_fixes_it(
+    registry: Path, golden: Path
+) -> None:
+    rc, table, rep = gate(registry, golden, "tiny:2")
+    assert rc == 1 and not rep["passed"] and "gate FAILED" in table
+    verdicts = {r["rule"]: r["passed"] for r in rep["results"]}
+    assert not verdicts["escape:scratch"] and not verdicts["escape:dent"]
+    assert rep["candidate"]["escape"]["scratch"]["rate"] == 1.0  # every defect passes
+    assert not (registry / "tiny" / "3").exists()
+
+    res = run("calibrate", "tiny:2", "--data", str(golden), "--max-escape", "0.05",
+              "--register", "--registry", str(registry))  # fmt: skip
+    assert "registered tiny:3 with class_thresholds" in res.stdout, res.stdout
+    assert "too few images" in res.stdout and "unreachable" in res.stdout  # dent, own class
+    card = json.loads((registry / "tiny" / "3" / "card.json").read_text())
+    thr = card["class_thresholds"]
+    assert 0.001 <= thr["scratch"] < 0.25 and thr["dent"] == 0.001
+    cal = card["calibration"]
+    assert cal["target"] == 0.05 and cal["from"] == "tiny:2"
+    assert cal["classes"]["scratch"]["escape"]["rate"] == 0.0
+    assert cal["classes"]["scratch"]["escape_before"]["rate"] == 1.0
+    assert cal["false_reject"] == {"rate": 0.0, "count": 0, "total": 2}
+    # Serving applies the card's thresholds: the calibrated version now passes the gate.
+    rc, table, rep = gate(registry, golden, "tiny:3", "--max-latency-ratio", "3")
+    assert rc == 0, table
+    assert rep["candidate"]["thresholds"]["scratch"] == thr["scratch"]
+    assert rep["candidate"]["escape"]["scratch"]["rate"] == 0.0
