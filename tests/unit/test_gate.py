@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from models.processing import Detections, verdict
+from service.errors import InvalidInput
 from service.gate.escape import (
     Rate,
     calibrate_thresholds,
@@ -14,8 +17,10 @@ from service.gate.escape import (
     failed_at,
     false_reject_rate,
 )
+from service.gate.golden import load_golden
 from service.gate.rules import GateRules, judge
 from service.gate.scoring import ModelScore, RateFigure, max_scores
+from tests.conftest import encode
 
 NAMES = ("crack", "dent")
 
@@ -122,3 +127,26 @@ def test_rules_pass_at_the_bounds_and_fail_beyond_them() -> None:
     assert all(r.passed for r in judge(_score(0.69, {"crack": (13, 100)}, 12.5), prod, lenient))
     b1 = judge(_score(0.7, {}, 99.0), prod, GateRules(latency_batch=1))
     assert b1[-1].rule == "latency_b1" and b1[-1].passed
+
+
+def test_golden_set_reads_the_val_split_and_tells_ok_from_unlabelled(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+    frame = encode(np.zeros((8, 8, 3), np.uint8), "PNG")
+    for stem, label in (("a", "1 0.5 0.5 0.5 0.5\n"), ("ok", ""), ("unlabelled", None)):
+        (tmp_path / "images" / "val" / f"{stem}.png").write_bytes(frame)
+        if label is not None:
+            (tmp_path / "labels" / "val" / f"{stem}.txt").write_text(label)
+    (tmp_path / "images" / "train" / "t.png").write_bytes(frame)
+    (tmp_path / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames: [crack, dent]\n"
+    )
+    g = load_golden(tmp_path)  # the folder: its data.yaml, and of it the val split
+    assert [s.image_path.name for s in g.samples] == ["a.png", "ok.png"] and g.unlabelled == 1
+    assert g.present.tolist() == [[False, True], [False, False]] and g.ok.tolist() == [False, True]
+    assert len(g.fingerprint) == 64
+    (tmp_path / "labels" / "val" / "a.txt").unlink()
+    (tmp_path / "labels" / "val" / "ok.txt").unlink()
+    with pytest.raises(InvalidInput, match="no labelled image"):
+        load_golden(tmp_path / "data.yaml")
