@@ -99,6 +99,11 @@ def _atomic_write_json(path: Path, data: Any) -> None:
         raise
 
 
+def write_card(version_dir: Path, card: dict[str, Any]) -> None:
+    """Replace ``version_dir/card.json`` atomically (readers never see half a card)."""
+    _atomic_write_json(version_dir / "card.json", card)
+
+
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,7 @@ from service.gate.calibrate import Calibration, calibrate, register_calibrated
 from service.gate.golden import load_golden
 from service.gate.rules import GateReport, GateRules, gate
 from service.gate.scoring import LATENCY_RUNS, RateFigure, resolve_model
-from service.registry import Registry, _atomic_write_json
-
-log = logging.getLogger(__name__)
+from service.registry import Registry, write_card
 
 _common = [
     click.option(
@@ -105,7 +102,10 @@ def gate_table(rep: GateReport) -> str:
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report."
 )
 @click.option(
-    "--write-card", is_flag=True, help="Store the report in the candidate's card.json (key gate)."
+    "--write-card",
+    "store_card",
+    is_flag=True,
+    help="Store the report in the candidate's card.json (key gate).",
 )
 @click.option("--map50-margin", type=float, default=None, help="Default: GateRules' (0).")
 @click.option("--max-escape-increase", type=float, default=None, help="Default: 0.02.")
@@ -121,7 +121,7 @@ def gate_cmd(
     config: Path | None,
     registry_root: Path | None,
     out: Path | None,
-    write_card: bool,
+    store_card: bool,
     latency_runs: int,
     **rule_overrides: Any,
 ) -> None:
@@ -135,9 +135,8 @@ def gate_cmd(
             resolve_model(production, s.registry_root),
         )
         rep = gate(cand, prod, load_golden(golden_path), rules, s, latency_runs)
-        if write_card:
-            card_path = cand.path / "card.json"
-            _atomic_write_json(card_path, {**cand.card, "gate": rep.model_dump(mode="json")})
+        if store_card:
+            write_card(cand.path, {**cand.card, "gate": rep.model_dump(mode="json")})
     except (LineInspectError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if out:
