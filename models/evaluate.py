@@ -16,18 +16,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from torch import nn
 
-from models.data import load_splits
 from models.data.formats.coco import samples_to_coco
 from models.data.sample import Sample
 from models.processing import DEFAULT_IOU_THRESHOLD, Detections, ModelSpec, decode_scaled
 from models.processing.boxes import box_iou
-from models.train.options import carve_out_seed
-from models.train.predict import detect
+
+if TYPE_CHECKING:  # the metrics above the checkpoint helpers stay torch-free
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +34,12 @@ log = logging.getLogger(__name__)
 class PredictionLike(Protocol):
     """What :func:`evaluate_detections` reads from a prediction (duck-typed)."""
 
-    boxes: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
+    @property
+    def boxes(self) -> np.ndarray: ...
+    @property
+    def scores(self) -> np.ndarray: ...
+    @property
+    def class_ids(self) -> np.ndarray: ...
 
 
 @dataclass
@@ -120,11 +122,15 @@ def match_counts(
     return tp, n_pred, n_gt
 
 
+#: Score thresholds :func:`best_f1_threshold` tries: 0.05 to 0.95 in steps of 0.05.
+F1_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
 def best_f1_threshold(
     samples: Sequence[Sample],
     predictions: Sequence[PredictionLike],
     num_classes: int,
-    thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(1, 20)),
+    thresholds: Sequence[float] = F1_THRESHOLDS,
 ) -> dict[str, float]:
     """The score threshold (of ``thresholds``) with the best micro F1 over all classes, and
     its precision/recall/F1: what a line should start from, since a detector's score scale
@@ -261,6 +267,10 @@ def evaluate_checkpoint(
     carve-out (or ``data``'s), through the serving post-processing at its NMS default.
     ``val`` prints it; ``export`` writes it into the card, so a card always holds the
     current evaluation rather than whatever the training run measured."""
+    from models.data import load_splits  # the checkpoint path alone needs torch
+    from models.train.options import carve_out_seed
+    from models.train.predict import detect
+
     spec = ModelSpec.from_json(ck["spec"])
     o = ck["opts"]
     frac = o["val_fraction"] if val_fraction is None else val_fraction

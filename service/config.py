@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     score_threshold: float | None = Field(
         None, ge=0, le=1,
         description="Default per-class score threshold; unset = the model card's "
+        "class_thresholds (set by `lineinspect calibrate`), else its "
         "recommended_score_threshold (F1-optimal on its validation data), else 0.25.",
     )  # fmt: skip
     class_thresholds: dict[str, float] = Field(

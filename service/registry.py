@@ -81,6 +81,12 @@ def _writing(root: Path, what: str) -> Iterator[None]:
         ) from exc
 
 
+def write_card(version_dir: Path, card: dict[str, Any]) -> None:
+    """Replace ``version_dir/card.json`` atomically (readers never see half a card)."""
+    with _writing(version_dir.parent.parent, f"write the card of {version_dir}"):
+        write_json_atomic(version_dir / CARD_FILE, card)
+
+
 class Registry:
     """Read and change the registry under ``root``. Safe for concurrent readers."""
 

@@ -119,11 +119,15 @@ class PostprocessConfig:
         iou_thr: float, max_det: int, card: Mapping[str, object] | None = None,
     ) -> PostprocessConfig:  # fmt: skip
         """Per-class score thresholds: ``class_thr`` where given, else ``default_thr``; an
-        unset ``default_thr`` falls back to the model card's recommended threshold, then to
+        unset ``default_thr`` falls back to the model card's ``class_thresholds`` (written
+        by ``lineinspect calibrate``), then its recommended threshold, then to
         :data:`FALLBACK_SCORE_THRESHOLD`."""
         if default_thr is None:
             rec = (card or {}).get("recommended_score_threshold")
             default_thr = float(rec) if isinstance(rec, int | float) else FALLBACK_SCORE_THRESHOLD
+            card_thr = (card or {}).get("class_thresholds")
+            if isinstance(card_thr, Mapping):
+                class_thr = {**{str(k): float(v) for k, v in card_thr.items()}, **class_thr}
         unknown = set(class_thr) - set(class_names)
         if unknown:
             log.warning("class thresholds name unknown classes %s", sorted(unknown))

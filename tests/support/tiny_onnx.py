@@ -24,15 +24,17 @@ def build_tiny_detector(
     strides: tuple[int, ...] = (8, 16),
     hot_class: int = 0,
     extra_cost: int = 0,
+    bright: float = 0.6,
 ) -> ModelSpec:
-    """Write the ONNX file and return its spec. ``extra_cost`` adds matmuls to slow it."""
+    """Write the ONNX file and return its spec. ``extra_cost`` adds matmuls to slow it;
+    a higher ``bright`` lowers every score (above 1 even white cells score under 0.5)."""
     spec = ModelSpec(class_names=class_names, imgsz=imgsz, strides=strides)
     c = len(class_names)
     nodes, inits, level_outs = [], [], []
     inits += [
         numpy_helper.from_array(np.array([0.5], np.float32), "half"),
         # brightness where objectness crosses 0: above the letterbox grey (114/255)
-        numpy_helper.from_array(np.array([0.6], np.float32), "bright"),
+        numpy_helper.from_array(np.array([bright], np.float32), "bright"),
         numpy_helper.from_array(np.array([20.0], np.float32), "gain"),
         numpy_helper.from_array(np.array([0.0], np.float32), "zero_f"),
     ]

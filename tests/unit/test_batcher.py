@@ -105,6 +105,17 @@ def test_score_threshold_precedence() -> None:
     assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.3, 0.3])  # configured wins
 
 
+def test_card_class_thresholds_apply_under_the_settings() -> None:
+    names = ("crack", "dent")
+    card = {"recommended_score_threshold": 0.4, "class_thresholds": {"crack": 0.12}}
+    cfg = PostprocessConfig.for_classes(names, None, {}, 0.5, 10, card=card)
+    assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.12, 0.4])  # card per class
+    cfg = PostprocessConfig.for_classes(names, None, {"crack": 0.6}, 0.5, 10, card=card)
+    assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.6, 0.4])  # setting wins
+    cfg = PostprocessConfig.for_classes(names, 0.3, {}, 0.5, 10, card=card)
+    assert np.asarray(cfg.conf_thr).tolist() == pytest.approx([0.3, 0.3])  # global setting
+
+
 class FailingSession(GatedSession):
     def run(self, x: np.ndarray) -> np.ndarray:
         super().run(x)
