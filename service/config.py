@@ -182,6 +182,33 @@ class Settings(BaseSettings):
         None, description="If set, promoting a model needs 'Authorization: Bearer <token>'."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # --- data store ----------------------------------------------------------------
+    # (service/store; docs/data.md)
+    data_root: Path = Field(
+        Path("var"), description="Root of the data store: image blobs, snapshots and (without "
+        "database_url) the SQLite database. Relative paths resolve against the working directory.",
+    )  # fmt: skip
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the store's database (postgresql://user:pw@host/db "
+        "uses psycopg 3); None = SQLite file lineinspect.db under data_root.",
+    )  # fmt: skip
+    data_val_fraction: float = Field(
+        0.15, ge=0, lt=1, description="Validation share of a new dataset (hash split, fixed "
+        "when the dataset is created).",
+    )  # fmt: skip
+    data_golden_per_class: int = Field(
+        10, ge=0, description="Golden images frozen per class from a dataset's first import "
+        "without --golden (0 = none).",
+    )  # fmt: skip
+    public_url: str | None = Field(
+        None, description="Base URL clients reach this service on (Label Studio image URLs); "
+        "None = http://<host>:<port>.",
+    )  # fmt: skip
+    label_studio_from_name: str = Field("label", description="Label Studio RectangleLabels name.")
+    label_studio_to_name: str = Field("image", description="Label Studio Image name.")
+    label_studio_webhook_secret: SecretStr | None = Field(
+        None, description="If set, the Label Studio webhook needs header X-Lineinspect-Secret.",
+    )  # fmt: skip
 
     @field_validator("models")
     @classmethod

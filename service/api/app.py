@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, inspect, models
+from service.api import data, health, inspect, label_studio, models
 from service.api.context import AppContext
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
@@ -21,6 +21,7 @@ from service.inspector import Inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.registry import ModelRef, Registry
+from service.store import open_store
 from service.threads import name_os_thread
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context_factory(settings)
         app.state.ctx = ctx
+        # --- data store (service/store): migrated here, before any request ---
+        app.state.store = open_store(settings)
+        app.state.store_settings = settings
         warm = asyncio.create_task(ctx.manager.start()) if ctx.manager else None
         if warm is not None:
             warm.add_done_callback(_log_warm_failure)
@@ -99,12 +103,13 @@ def create_app(
             if ctx.manager is not None:
                 await ctx.manager.stop()
             ctx.executor.shutdown(wait=False, cancel_futures=True)
+            app.state.store.close()
 
     app = FastAPI(
         title="lineinspect", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     install_error_handlers(app)
-    for r in (inspect.router, models.router, health.router):
+    for r in (inspect.router, models.router, health.router, data.router, label_studio.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

@@ -1,0 +1,40 @@
+"""Splits that never move: a sample's train/val split is a pure function of its sha256,
+and the golden set is frozen once, from N images per class of a dataset's first import."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+_SCALE = float(1 << 64)
+
+
+def split_of(sha256: str, val_fraction: float) -> str:
+    """``"val"`` when the first 64 bits of the hash, read as a fraction of 2^64, fall
+    below ``val_fraction``, else ``"train"``. Adding samples never moves another one."""
+    return "val" if int(sha256[:16], 16) / _SCALE < val_fraction else "train"
+
+
+def majority_label(boxes: Sequence[dict[str, Any]]) -> str | None:
+    """The most frequent class name among ``boxes`` (alphabetically first on ties)."""
+    counts = Counter(str(b["label"]) for b in boxes)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return min(name for name, n in counts.items() if n == best)
+
+
+def pick_golden(
+    candidates: Iterable[tuple[str, Sequence[dict[str, Any]]]], per_class: int
+) -> set[str]:
+    """Choose ``per_class`` samples per majority class (lowest sha256 first, so the
+    choice depends only on the content) from ``(sha256, boxes)`` pairs; images without
+    boxes form their own group."""
+    groups: dict[str, list[str]] = {}
+    for sha, boxes in candidates:
+        groups.setdefault(majority_label(boxes) or "", []).append(sha)
+    chosen: set[str] = set()
+    for members in groups.values():
+        chosen.update(sorted(members)[:per_class])
+    return chosen
