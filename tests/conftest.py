@@ -38,3 +38,11 @@ def tiny_registry(tmp_path: Path) -> Registry:
     reg.register(write_artefact(tmp_path / "a1"), "tiny", alias="production")
     reg.register(write_artefact(tmp_path / "a2", hot_class=1), "tiny")
     return reg
+
+
+# --- data store -----------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _data_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and the CLI subprocesses it starts) gets its own data store root,
+    never the working directory's var/."""
+    monkeypatch.setenv("LINEINSPECT_DATA_ROOT", str(tmp_path_factory.mktemp("data-root")))
