@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.processing import DEFAULT_IOU_THRESHOLD
+from service.capture.spec import SamplerSpec, default_samplers
 
 BUNDLED_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 
@@ -208,6 +209,37 @@ class Settings(BaseSettings):
     label_studio_to_name: str = Field("image", description="Label Studio Image name.")
     label_studio_webhook_secret: SecretStr | None = Field(
         None, description="If set, the Label Studio webhook needs header X-Lineinspect-Secret.",
+    )  # fmt: skip
+    capture_samplers: list[SamplerSpec] = Field(
+        default_factory=default_samplers,
+        description="Capture samplers (docs/data.md): each a name, kind (random, near_threshold, "
+        "detections_count, classes, disagreement, flagged), its rule, dataset, models, lines and "
+        "per_minute/per_hour/per_day limits. [] turns capture off.",
+    )  # fmt: skip
+    capture_queue_size: int = Field(
+        256, ge=1, le=65536, description="Captures waiting for the writer; beyond, dropped."
+    )
+    capture_flag_buffer: int = Field(
+        64, ge=0, le=4096, description="Recent frames kept for POST /v1/frames/{id}/flag."
+    )
+    capture_dataset_quota_bytes: int | None = Field(
+        5 * 2**30, ge=0, description="Bytes of captured images per dataset; None = no bound."
+    )
+    capture_dataset_quota_images: int | None = Field(
+        20_000, ge=0, description="Captured images per dataset; None = no bound."
+    )
+    capture_class_quota_bytes: int | None = Field(
+        None, ge=0, description="Bytes of captured images per dataset and predicted class."
+    )
+    capture_class_quota_images: int | None = Field(
+        None, ge=0, description="Captured images per dataset and predicted (majority) class."
+    )
+    capture_min_free_bytes: int = Field(
+        2**30, ge=0, description="Captures stop (dropped: disk_full) below this free space."
+    )
+    capture_retention_days: float | None = Field(
+        30, gt=0, description="Pixels of unlabelled captures older than this are deleted; "
+        "labelled and golden samples are kept. None = keep all.",
     )  # fmt: skip
 
     @field_validator("models")

@@ -11,10 +11,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import data, health, inspect, label_studio, models
+from service.api import data, flags, health, inspect, label_studio, models
 from service.api.context import AppContext
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
+from service.capture.capture import install as capture_install
 from service.config import Settings
 from service.frames import FrameBackend
 from service.inspector import Inspector
@@ -94,6 +95,10 @@ def create_app(
             async with AsyncExitStack() as stack:
                 if isinstance(ctx.backend, AbstractAsyncContextManager):  # e.g. Redis queue
                     await stack.enter_async_context(ctx.backend)
+                # --- capture (service/capture): offered every answered frame ---
+                app.state.capture = capture_install(settings, app.state.store, ctx)
+                if app.state.capture is not None:
+                    stack.callback(app.state.capture.stop)
                 for edge in edges:
                     await stack.enter_async_context(edge(ctx))
                 yield
@@ -109,7 +114,8 @@ def create_app(
         title="lineinspect", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     install_error_handlers(app)
-    for r in (inspect.router, models.router, health.router, data.router, label_studio.router):
+    routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
+    for r in (*routers, flags.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

@@ -82,6 +82,7 @@ class Sample(Base):
     prediction: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     sampler: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    capture_class: Mapped[str | None] = mapped_column(String(128), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="unlabelled")
     split: Mapped[str] = mapped_column(String(8))
     golden: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("prediction", sa.JSON(), nullable=True),
         sa.Column("record", sa.JSON(), nullable=True),
         sa.Column("sampler", sa.String(64), nullable=True),
+        sa.Column("capture_class", sa.String(128), nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("split", sa.String(8), nullable=False),
         sa.Column("golden", sa.Boolean(), nullable=False),
