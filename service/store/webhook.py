@@ -55,7 +55,8 @@ def _delete(store: Store, payload: dict[str, Any]) -> int:
     items = payload.get("annotations")
     if not isinstance(items, list):
         raise InvalidInput("ANNOTATIONS_DELETED needs an 'annotations' list")
-    refs = [f"{REF_PREFIX}{a.get('id')}" for a in items if isinstance(a, dict) and "id" in a]
+    ids = [a.get("id") if isinstance(a, dict) else a for a in items]
+    refs = [f"{REF_PREFIX}{i}" for i in ids if isinstance(i, int | str)]
     changed = 0
     with store.transaction() as s:
         rows = s.execute(
