@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from models.data.formats import write_coco
 from models.data.sample import Sample as TrainSample
 from service.errors import InvalidInput
 from service.store import datasets, labelstudio, snapshots
-from service.store.schema import Sample
 from service.store.store import Store
 
 FORMATS = ("labelstudio", "yolo", "coco")
@@ -66,10 +64,3 @@ def export(
     ]
     write_coco(moved, classes, out / "instances.json", image_dir)
     return {"images": len(entries), "files": ["instances.json", "images/"]}
-
-
-def all_samples(store: Store, dataset: str) -> list[Sample]:
-    """Every sample row of ``dataset`` (for listings)."""
-    with store.transaction() as s:
-        ds = datasets.get(s, dataset)
-        return list(s.scalars(select(Sample).where(Sample.dataset_id == ds.id)))

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from service.errors import InvalidInput
 from service.store import datasets, labels
-from service.store.intake import Item
+from service.store.intake import Item, probe
 from service.store.readers import Candidate, Source
 from service.store.schema import Dataset, Label, Sample
 from service.store.store import Store
@@ -217,8 +217,6 @@ def read_export(
                 if path is None:
                     raise InvalidInput("image not found in the store or beside the export")
                 data = path.read_bytes()
-            from service.store.intake import probe
-
             width, height, _ = probe(data, store.max_pixels)
             ann = latest_annotation(task)
             if ann is None:

@@ -10,7 +10,7 @@ refused alone. The parsing is the training side's (models/data/formats), shared.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,8 +147,3 @@ def coco(root: Path) -> Source:
 
 
 READERS: dict[str, Callable[[Path], Source]] = {"yolo": yolo, "voc": voc, "coco": coco}
-
-
-def iter_names(source: Source) -> Iterator[str]:
-    """The candidates' names (for progress and messages)."""
-    return (c.name for c in source.candidates)
