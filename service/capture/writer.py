@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from service.capture.limits import RedisBuckets
-from service.errors import LineInspectError
+from service.errors import Conflict, LineInspectError
 from service.store import datasets, intake, samples
 from service.store.blobs import sha256_of
 from service.store.schema import Sample
@@ -172,6 +172,8 @@ class Writer:
         except OSError as exc:
             log.warning("capture not written: %s", exc)
             return "disk_full"
+        except Conflict:  # another instance stored the same image at the same moment
+            return "duplicate"
         except LineInspectError:
             return "invalid"
         self.bytes_total += len(job.data)

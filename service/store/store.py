@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.errors import StoreError
+from service.errors import Conflict, StoreError
 from service.store import migrate
 from service.store.blobs import BlobStore
 from service.store.db import make_engine, session_factory
@@ -52,9 +52,14 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any error."""
-        with self.sessions.begin() as session:
-            yield session
+        """A session whose work commits on success and rolls back on any error. A unique
+        constraint lost to a concurrent writer (another instance took the same image in
+        at the same moment) is a :class:`~service.errors.Conflict`."""
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            raise Conflict(f"a concurrent write of the same record won; retry: {exc.orig}") from exc
 
     def close(self) -> None:
         """Release the database connections."""

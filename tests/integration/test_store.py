@@ -182,3 +182,25 @@ def test_adding_a_thousand_images_moves_no_existing_sample(tmp_path: Path) -> No
     assert 0.1 < vals / 500 < 0.3
     assert rows
     st.close()
+
+
+def test_concurrent_intake_of_one_image_stores_it_once(store: Store) -> None:
+    import concurrent.futures as cf
+
+    from service.errors import Conflict
+
+    with store.transaction() as s:
+        datasets.get_or_create(s, "d", CLASSES, store.val_fraction)
+    data = png(77)
+
+    def take(_: int) -> str:
+        try:
+            return _take(store, intake.Item(data=data, boxes=[BOX], state="labelled"))[1]
+        except Conflict:
+            return "conflict"
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(take, range(8)))
+    assert outcomes.count("added") == 1
+    assert set(outcomes) <= {"added", "duplicate", "conflict"}
+    assert state(store) == (1, 1, 1)
