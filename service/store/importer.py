@@ -105,7 +105,7 @@ def run(
                 log.debug("refused %s: %s", cand.name, reason)
             if progress is not None:
                 progress(n, total)
-    if first_import and not golden and added and store.golden_per_class > 0:
+    if first_import and not golden and added:  # golden_per_class 0: frozen empty
         summary.golden = freeze_golden(store, ds_id, added)
     return summary
 
