@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,11 @@ def tiny_registry(tmp_path: Path) -> Registry:
 
 
 # --- data store -----------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def _data_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test (and the CLI subprocesses it starts) gets its own data store root,
-    never the working directory's var/."""
-    monkeypatch.setenv("LINEINSPECT_DATA_ROOT", str(tmp_path_factory.mktemp("data-root")))
+@pytest.fixture(scope="session", autouse=True)
+def _data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole session (module fixtures and CLI subprocesses included) uses a data store
+    root of its own, never the working directory's var/; tests that look into a store
+    give theirs explicitly."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINEINSPECT_DATA_ROOT", str(tmp_path_factory.mktemp("data-root")))
+        yield
