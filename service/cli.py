@@ -334,5 +334,11 @@ def worker_infer(
         raise click.ClickException(exc.message) from exc
 
 
+# --- data store (service/data_cli.py) ---
+from service.data_cli import data  # noqa: E402
+
+main.add_command(data)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from models.processing import DEFAULT_IOU_THRESHOLD
 from models.registry import BUNDLED_ROOT
 from service.auth.tokens import TokenEntry
+from service.capture.spec import SamplerSpec, default_samplers
 
 
 class ConfigError(ValueError):
@@ -229,6 +230,64 @@ class Settings(BaseSettings):
     http_body_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="Longest wait for the next piece of a request body."
     )
+    # --- data store ----------------------------------------------------------------
+    # (service/store; docs/data.md)
+    data_root: Path = Field(
+        Path("var"), description="Root of the data store: image blobs, snapshots and (without "
+        "database_url) the SQLite database. Relative paths resolve against the working directory.",
+    )  # fmt: skip
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the store's database (postgresql://user:pw@host/db "
+        "uses psycopg 3); None = SQLite file lineinspect.db under data_root.",
+    )  # fmt: skip
+    data_val_fraction: float = Field(
+        0.15, ge=0, lt=1, description="Validation share of a new dataset (hash split, fixed "
+        "when the dataset is created).",
+    )  # fmt: skip
+    data_golden_per_class: int = Field(
+        10, ge=0, description="Golden images frozen per class from a dataset's first import "
+        "without --golden (0 = none).",
+    )  # fmt: skip
+    public_url: str | None = Field(
+        None, description="Base URL clients reach this service on (Label Studio image URLs); "
+        "None = http://<host>:<port>.",
+    )  # fmt: skip
+    label_studio_from_name: str = Field("label", description="Label Studio RectangleLabels name.")
+    label_studio_to_name: str = Field("image", description="Label Studio Image name.")
+    label_studio_webhook_secret: SecretStr | None = Field(
+        None, description="If set, the Label Studio webhook needs header X-Lineinspect-Secret.",
+    )  # fmt: skip
+    capture_samplers: list[SamplerSpec] = Field(
+        default_factory=default_samplers,
+        description="Capture samplers (docs/data.md): each a name, kind (random, near_threshold, "
+        "detections_count, classes, disagreement, flagged), its rule, dataset, models, lines and "
+        "per_minute/per_hour/per_day limits. [] turns capture off.",
+    )  # fmt: skip
+    capture_queue_size: int = Field(
+        256, ge=1, le=65536, description="Captures waiting for the writer; beyond, dropped."
+    )
+    capture_flag_buffer: int = Field(
+        64, ge=0, le=4096, description="Recent frames kept for POST /v1/frames/{id}/flag."
+    )
+    capture_dataset_quota_bytes: int | None = Field(
+        5 * 2**30, ge=0, description="Bytes of captured images per dataset; None = no bound."
+    )
+    capture_dataset_quota_images: int | None = Field(
+        20_000, ge=0, description="Captured images per dataset; None = no bound."
+    )
+    capture_class_quota_bytes: int | None = Field(
+        None, ge=0, description="Bytes of captured images per dataset and predicted class."
+    )
+    capture_class_quota_images: int | None = Field(
+        None, ge=0, description="Captured images per dataset and predicted (majority) class."
+    )
+    capture_min_free_bytes: int = Field(
+        2**30, ge=0, description="Captures stop (dropped: disk_full) below this free space."
+    )
+    capture_retention_days: float | None = Field(
+        30, gt=0, description="Pixels of unlabelled captures older than this are deleted; "
+        "labelled and golden samples are kept. None = keep all.",
+    )  # fmt: skip
 
     @field_validator("models")
     @classmethod

@@ -148,9 +148,37 @@ class ProviderUnavailable(LineInspectError):
     grpc_code = "UNAVAILABLE"
     code = "provider_unavailable"
 
+
 class DeadLettered(LineInspectError):
     """The frame was delivered to workers too often (each died): it is set aside, not run."""
 
     http_status = 422
     grpc_code = "FAILED_PRECONDITION"
     code = "dead_lettered"
+
+
+# --- data store ---------------------------------------------------------------------
+
+
+class NotFound(LineInspectError):
+    """A dataset, sample or snapshot named by the request does not exist."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+    code = "not_found"
+
+
+class Conflict(LineInspectError):
+    """The request contradicts the store's state (e.g. an ambiguous sample reference)."""
+
+    http_status = 409
+    grpc_code = "FAILED_PRECONDITION"
+    code = "conflict"
+
+
+class StoreError(LineInspectError):
+    """The data store cannot be used (unreachable database, schema newer than the code)."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+    code = "store_unavailable"

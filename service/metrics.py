@@ -168,6 +168,20 @@ class Metrics:
             "with an error).", ["stream"], registry=r,
         )  # fmt: skip
         self.redis_up = Gauge("lineinspect_redis_up", "1 while Redis answers.", registry=r)
+        # --- capture (service/capture) ---
+        self.captured = Counter(
+            "lineinspect_captured_frames", "Frames captured into the data store.", ["sampler"],
+            registry=r,
+        )  # fmt: skip
+        self.capture_dropped = Counter(
+            "lineinspect_capture_dropped_frames",
+            "Frames a sampler kept but capture dropped (limit, queue_full, quota_dataset, "
+            "quota_class, duplicate, disk_full, invalid, error).",
+            ["sampler", "reason"], registry=r,
+        )  # fmt: skip
+        self.store_bytes = Gauge(
+            "lineinspect_store_bytes", "Bytes of images held by the data store.", registry=r
+        )
 
     def observe_frame(
         self, line: str | None, camera: str | None, model: str, version: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,14 @@ def tiny_registry(tmp_path: Path) -> Registry:
     reg.register(write_artefact(tmp_path / "a1"), "tiny", alias="production")
     reg.register(write_artefact(tmp_path / "a2", hot_class=1), "tiny")
     return reg
+
+
+# --- data store -----------------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def _data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole session (module fixtures and CLI subprocesses included) uses a data store
+    root of its own, never the working directory's var/; tests that look into a store
+    give theirs explicitly."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINEINSPECT_DATA_ROOT", str(tmp_path_factory.mktemp("data-root")))
+        yield

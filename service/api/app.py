@@ -11,16 +11,18 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, inspect, models
+from service.api import data, flags, health, inspect, label_studio, models
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
 from service.auth import http as auth_http
+from service.capture.capture import install as capture_install
 from service.config import Settings
 from service.context import AppContext
 from service.inspector import decode_executor, local_inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.registry import Registry
+from service.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context_factory(settings)
         app.state.ctx = ctx
+        # --- data store (service/store): migrated here, before any request ---
+        app.state.store = open_store(settings)
+        app.state.store_settings = settings
         if ctx.manager is not None and settings.strict_providers:
             await _start_strict(ctx.manager, ctx.executor)  # fallback provider: no start
         cold = ctx.manager is not None and not ctx.manager.ready
@@ -82,6 +87,10 @@ def create_app(
             async with AsyncExitStack() as stack:
                 if isinstance(ctx.backend, AbstractAsyncContextManager):  # e.g. Redis queue
                     await stack.enter_async_context(ctx.backend)
+                # --- capture (service/capture): offered every answered frame ---
+                app.state.capture = capture_install(settings, app.state.store, ctx)
+                if app.state.capture is not None:
+                    stack.callback(app.state.capture.stop)
                 for edge in edges:
                     await stack.enter_async_context(edge(ctx))
                 yield
@@ -91,12 +100,14 @@ def create_app(
             if ctx.manager is not None:
                 await ctx.manager.stop()
             ctx.executor.shutdown(wait=False, cancel_futures=True)
+            app.state.store.close()
 
     app = FastAPI(
         title="lineinspect", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     install_error_handlers(app)
-    for r in (inspect.router, models.router, health.router):
+    routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
+    for r in (*routers, flags.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

@@ -48,6 +48,17 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     **{("GET", m): Scope.READ for m in _V2_MODEL},
     **{("GET", f"{m}/config"): Scope.READ for m in _V2_MODEL},
     **{("GET", f"{m}/stats"): Scope.READ for m in _V2_MODEL},
+    # labelled data: the store, intake and Label Studio (docs/data.md)
+    ("GET", "/v1/datasets"): Scope.LABEL,
+    ("GET", "/v1/datasets/{name}"): Scope.LABEL,
+    ("POST", "/v1/datasets/{name}/samples"): Scope.LABEL,
+    ("PUT", "/v1/samples/{sha256}/labels"): Scope.LABEL,
+    ("GET", "/v1/samples"): Scope.LABEL,
+    ("GET", "/v1/samples/{sha256}"): Scope.LABEL,
+    ("GET", "/v1/samples/{sha256}/image"): Scope.LABEL,
+    ("POST", "/v1/integrations/label-studio"): Scope.LABEL,
+    # a PLC or operator flags a frame it was answered for: the inspecting client's scope
+    ("POST", "/v1/frames/{frame_id}/flag"): Scope.INFER,
     # changes to the service
     ("PUT", "/v1/models/{name}/aliases/{alias}"): Scope.ADMIN,
     # Prometheus

@@ -27,7 +27,10 @@ def _text(node: ET.Element, tag: str, default: str | None = None) -> str:
     return child.text.strip()
 
 
-def _parse(xml_path: Path, image_dir: Path) -> tuple[Path, int, int, list[tuple[str, list[float]]]]:
+def parse_annotation(
+    xml_path: Path, image_dir: Path
+) -> tuple[Path, int, int, list[tuple[str, list[float]]]]:
+    """One VOC XML: image path, width, height and ``(name, xyxy continuous px)`` objects."""
     root = ET.parse(xml_path).getroot()
     filename = _text(root, "filename", xml_path.stem + ".jpg")
     image_path = image_dir / filename
@@ -65,7 +68,7 @@ def read_voc(
         xml_files = [ann_dir / f"{i}.xml" for i in ids]
     else:
         xml_files = sorted(ann_dir.glob("*.xml"))
-    parsed = [_parse(p, image_dir) for p in xml_files]
+    parsed = [parse_annotation(p, image_dir) for p in xml_files]
     if class_names is None:
         names = sorted({name for *_, objs in parsed for name, _ in objs})
     else:

@@ -83,26 +83,33 @@ def read_yolo(
     images: list[Path] = []
     for src in sources:
         images.extend(_list_images(Path(src)))
-    samples: list[Sample] = []
-    for img_path in images:
-        width, height = image_size(img_path)
-        lbl = label_path_for(img_path)
-        if lbl.is_file():
-            boxes, labels = _parse_label_file(lbl, width, height)
-        else:
-            boxes, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-        if (
-            num_classes is not None
-            and labels.size
-            and (labels.min() < 0 or labels.max() >= num_classes)
-        ):
-            raise ValueError(f"{lbl}: class id outside [0, {num_classes})")
-        boxes = clip_boxes(boxes, width, height)
-        ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        if not ok.all():
-            log.warning("%s: dropped %d degenerate box(es)", lbl, int((~ok).sum()))
-        samples.append(Sample(img_path, width, height, boxes[ok], labels[ok]))
-    return samples
+    return [read_yolo_image(img_path, num_classes) for img_path in images]
+
+
+def list_yolo_images(source: Path | str) -> list[Path]:
+    """The images of one YOLO split source (an image directory or a ``.txt`` list)."""
+    return _list_images(Path(source))
+
+
+def read_yolo_image(img_path: Path, num_classes: int | None = None) -> Sample:
+    """Read one image's size and its label file (see :func:`read_yolo`)."""
+    width, height = image_size(img_path)
+    lbl = label_path_for(img_path)
+    if lbl.is_file():
+        boxes, labels = _parse_label_file(lbl, width, height)
+    else:
+        boxes, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    if (
+        num_classes is not None
+        and labels.size
+        and (labels.min() < 0 or labels.max() >= num_classes)
+    ):
+        raise ValueError(f"{lbl}: class id outside [0, {num_classes})")
+    boxes = clip_boxes(boxes, width, height)
+    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if not ok.all():
+        log.warning("%s: dropped %d degenerate box(es)", lbl, int((~ok).sum()))
+    return Sample(img_path, width, height, boxes[ok], labels[ok])
 
 
 def write_yolo(
