@@ -20,6 +20,7 @@ import click
 
 from service.config import ConfigError, Settings, load_settings
 from service.errors import LineInspectError
+from service.jobs.cli import jobs, worker_train
 from service.registry import Registry
 
 PLUGIN_GROUP = "lineinspect.commands"
@@ -323,6 +324,10 @@ def worker_infer(
         run_worker(settings)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
+
+
+main.add_command(jobs)
+worker.add_command(worker_train)
 
 
 if __name__ == "__main__":  # pragma: no cover

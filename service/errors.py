@@ -107,3 +107,22 @@ class Unavailable(NotReady):
     """A backing service (e.g. Redis) is unreachable; fail fast, retry later."""
 
     code = "unavailable"
+
+
+# --- jobs ---------------------------------------------------------------------------
+
+
+class NotFound(LineInspectError):
+    """A job (or another stored object) named by the request does not exist."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+    code = "not_found"
+
+
+class Conflict(LineInspectError):
+    """The request contradicts the stored state (e.g. cancelling a finished job)."""
+
+    http_status = 409
+    grpc_code = "FAILED_PRECONDITION"
+    code = "conflict"
