@@ -32,7 +32,8 @@ def repository(settings: Settings) -> JobRepository:
     """The jobs repository of these settings (the schema created if absent)."""
     engine = engine_from_settings(settings)
     ensure_schema(engine)
-    return JobRepository(engine, settings.data_root / "jobs", settings.trainer_max_attempts)
+    runs = settings.data_root.resolve() / "jobs"  # absolute: stored in rows, read by any worker
+    return JobRepository(engine, runs, settings.trainer_max_attempts)
 
 
 def create_trainer_app(settings: Settings, worker_id: str | None = None) -> FastAPI:

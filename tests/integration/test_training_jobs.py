@@ -112,6 +112,16 @@ def test_a_job_runs_to_success_with_progress_and_is_asked_once(
         assert page["total"] == 1 and page["jobs"][0]["id"] == first["id"]
         log = HTTP.get(f"{api}/v1/jobs/{first['id']}/log").text
         assert '"best"' in log  # the training CLI's closing summary
+        # an evaluate job reads the train job's result, as a pipeline step will
+        ev = {"ckpt": res["last_checkpoint"], "no_onnx": True}
+        r = HTTP.post(f"{api}/v1/jobs", json={"kind": "evaluate", "params": ev,
+                                             "parent_id": first["id"]})  # fmt: skip
+        assert r.status_code == 201, r.text
+        evaluated = wait_state(api, r.json()["id"], {"succeeded", "failed"})
+        assert evaluated["state"] == "succeeded", evaluated["error"]
+        assert {"map50", "map50_95"} <= set(evaluated["result"]["report"])
+        children = HTTP.get(f"{api}/v1/jobs", params={"parent_id": first["id"]}).json()
+        assert [c["id"] for c in children["jobs"]] == [evaluated["id"]]
     finally:
         trainer.stop()
 
