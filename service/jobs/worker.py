@@ -83,8 +83,17 @@ class TrainingWorker:
                 self._run(job)
             except SQLAlchemyError:
                 log.exception("job %d: database error; its lease will lapse", job.id)
+            except Exception as exc:  # e.g. the run directory cannot be created
+                log.exception("job %d could not run", job.id)
+                self._fail(job, f"the worker could not run it: {exc}")
             finally:
                 self._idle()
+
+    def _fail(self, job: Job, error: str) -> None:
+        try:
+            self.repo.finish(job.id, self.worker_id, JobState.FAILED, error=error[:2000])
+        except SQLAlchemyError:
+            log.exception("job %d: cannot record its failure; its lease will lapse", job.id)
 
     def _idle(self) -> None:
         m = self.metrics
@@ -122,17 +131,30 @@ class TrainingWorker:
         """Keep the lease until the child ends; returns the outcome label."""
         s = self.settings
         pid: int | None = child.pid
+        renewed = time.monotonic()
         while (rc := child.poll()) is None:
             prog = self._progress(job, run_dir)
-            if not self.repo.renew(job.id, self.worker_id, s.trainer_lease_s, prog, pid):
-                log.warning("job %d is no longer ours (cancelled or taken over): stopping "
-                            "its child; the checkpoint stays in %s", job.id, run_dir)  # fmt: skip
+            try:
+                ours = self.repo.renew(job.id, self.worker_id, s.trainer_lease_s, prog, pid)
+                renewed, pid, self.healthy = time.monotonic(), None, True
+            except SQLAlchemyError as exc:  # keep training while the lease still holds
+                self.healthy = False
+                ours = time.monotonic() - renewed < s.trainer_lease_s
+                log.warning("job %d: cannot renew its lease (%s)%s", job.id, exc,
+                            "" if ours else "; it has lapsed")  # fmt: skip
+            if not ours:
+                log.warning(
+                    "job %d is no longer ours (cancelled, taken over or lapsed): stopping its "
+                    "child; the checkpoint stays in %s", job.id, run_dir,
+                )  # fmt: skip
                 child.stop(s.trainer_stop_grace_s)
                 return "lost"
-            pid = None  # recorded once
             if self._stop.wait(s.trainer_poll_s):
                 child.stop(s.trainer_stop_grace_s)
-                self.repo.release(job.id, self.worker_id, self._progress(job, run_dir))
+                try:
+                    self.repo.release(job.id, self.worker_id, self._progress(job, run_dir))
+                except SQLAlchemyError:
+                    log.exception("job %d: cannot hand it back; its lease will lapse", job.id)
                 log.info("job %d handed back to the queue (worker stopping)", job.id)
                 return "released"
         child.close()
