@@ -77,3 +77,25 @@ def pg_url() -> Iterator[str]:
 
 def test_postgresql_claims_are_exclusive(tmp_path: Path, pg_url: str) -> None:
     race(tmp_path / "var", pg_url)
+
+
+def test_postgresql_keeps_one_live_job_per_key_and_hands_over_lapsed_leases(
+    tmp_path: Path, pg_url: str
+) -> None:
+    engine = make_engine(tmp_path, pg_url)
+    ensure_schema(engine)
+    repo = JobRepository(engine, tmp_path / "jobs", max_attempts=2)
+    req = JobRequest(kind="distil", params={"data": "d", "teacher": "t", "seed": 99})
+    job, created = repo.submit(req, "snap", {"teacher": "t:1"})
+    same, created_same = repo.submit(req, "snap", {"teacher": "t:1"})
+    assert created and not created_same and same.id == job.id
+    first = repo.claim("w1", -1)  # lapsed at once: w1 "died"
+    assert first is not None and first.id == job.id and first.lease_until is not None
+    assert first.lease_until.tzinfo is not None  # aware UTC on PostgreSQL too
+    taken = repo.claim("w2", 60)
+    assert taken is not None and taken.id == job.id and taken.attempts == 2
+    assert not repo.renew(job.id, "w1", 60) and repo.renew(job.id, "w2", 60, {"epoch": 1})
+    repo.cancel(job.id)
+    again, created_again = repo.submit(req, "snap", {"teacher": "t:1"})
+    assert created_again and again.id != job.id  # the partial unique index let it in
+    engine.dispose()

@@ -194,3 +194,16 @@ def test_graceful_stop_hands_the_job_back(
     assert not pid_alive(running["pid"])
     assert json.loads(json.dumps(back["progress"]))["epoch"] >= 1
     HTTP.delete(f"{api}/v1/jobs/{j['id']}")
+
+
+def test_rest_refuses_bad_jobs_and_unknown_ids(api: str, data: Path) -> None:
+    bad = HTTP.post(f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d", "out": "x"}})
+    assert bad.status_code == 422 and "set by the worker" in bad.json()["message"]
+    later = HTTP.post(f"{api}/v1/jobs", json={"kind": "pipeline"})
+    assert later.status_code == 422 and "not available yet" in later.json()["message"]
+    orphan = HTTP.post(f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d"},
+                                               "parent_id": 999})  # fmt: skip
+    assert orphan.status_code == 404
+    assert HTTP.get(f"{api}/v1/jobs/999").status_code == 404
+    assert HTTP.delete(f"{api}/v1/jobs/999").json()["error"] == "not_found"
+    assert HTTP.get(f"{api}/v1/jobs", params={"state": "nope"}).status_code == 422
