@@ -21,6 +21,7 @@ from service.jobs import api as jobs_api
 from service.jobs.command import read_records
 from service.registry import Registry
 from tests.support.http import HTTP
+from tests.support.pg_jobs import postgres
 from tests.support.servers import serve_app, wait_until
 from tests.support.tiny_dataset import tiny_train_params, write_tiny_dataset
 from tests.support.trainers import TrainerProcess, pid_alive
@@ -39,10 +40,21 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def api(tiny_registry: Registry, data_root: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (SQLite under data_root), or a PostgreSQL server's URL for tests marked
+    ``@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)``."""
+    if getattr(request, "param", "sqlite") != "postgresql":
+        yield None
+        return
+    with postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def api(tiny_registry: Registry, data_root: Path, database_url: str | None) -> Iterator[str]:
     settings = load_settings(
         None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
-        data_root=data_root, trainer="off",
+        data_root=data_root, database_url=database_url, trainer="off",
     )  # fmt: skip
     with serve_app(create_app(settings, extra_routers=(jobs_api.install,))) as url:
         yield url
@@ -149,12 +161,15 @@ def test_cancel_mid_run_stops_the_child_within_seconds_and_keeps_the_checkpoint(
         trainer.stop()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_sigkilled_worker_takes_its_child_along_and_another_resumes_the_job(
-    api: str, data: Path, data_root: Path, tmp_path: Path
+    api: str, data: Path, data_root: Path, tmp_path: Path, database_url: str | None
 ) -> None:
     epochs = 40
     _, j = submit(api, tiny_train_params(data, epochs=epochs))
-    short_lease = {**FAST, "trainer_lease_s": 2}
+    short_lease: dict[str, object] = {**FAST, "trainer_lease_s": 2}
+    if database_url:
+        short_lease["database_url"] = database_url
     first = TrainerProcess("first", data_root, tmp_path, **short_lease)
     second: TrainerProcess | None = None
     try:
