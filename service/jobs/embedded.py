@@ -55,7 +55,8 @@ def _start(settings: Settings) -> Child:
 
 async def _supervise(settings: Settings, holder: list[Child]) -> None:
     while True:
-        rc = await asyncio.to_thread(holder[0].wait)
+        while (rc := holder[0].poll()) is None:  # polled: no thread parked on wait()
+            await asyncio.sleep(1.0)
         log.error("embedded training worker exited with status %d; restarting in %.0fs",
                   rc, RESTART_DELAY_S)  # fmt: skip
         await asyncio.sleep(RESTART_DELAY_S)

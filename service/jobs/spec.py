@@ -39,9 +39,9 @@ Scalar = str | int | float | bool
 
 class JobRequest(BaseModel):
     """Body of ``POST /v1/jobs``. ``params`` are options of the training CLI command the
-    kind maps to (``train``, ``distil``, ``val``), by their Python names: ``epochs``,
-    ``arch``, ``init_from``; ``true`` adds a flag, ``false`` leaves it out, a list
-    repeats the option."""
+    kind maps to (``train``, ``distil``, ``val``), named as the option with ``_`` for
+    ``-`` (``--init-from`` → ``init_from``, ``--mosaic`` → ``mosaic``); ``true`` adds a
+    flag, ``false`` leaves it out, a list repeats the option."""
 
     kind: JobKind = Field(examples=["train"])
     params: dict[str, Scalar | list[Scalar]] = Field(

@@ -34,6 +34,11 @@ def _env(data_root: Path, trainer_port: int, **extra: str) -> dict[str, str]:
     return {**os.environ, **{f"LINEINSPECT_{k}": v for k, v in settings.items()}}
 
 
+def _pid(trainer: str) -> int:
+    """The pid in the worker's default id, ``<host>-<pid>``."""
+    return int(re.findall(r"-(\d+)$", httpx.get(trainer + "/readyz").json()["worker"])[0])
+
+
 def _maps_torch(pid: int) -> bool:
     return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
 
@@ -51,7 +56,7 @@ def test_serve_runs_a_training_worker_that_dies_with_it(
     try:
         wait_until(lambda: _ready(api + "/readyz") and _ready(trainer + "/readyz"), timeout=90)
         worker = httpx.get(trainer + "/readyz").json()["worker"]
-        worker_pid = int(re.findall(r"-(\d+)$", worker)[0])
+        worker_pid = _pid(trainer)
         r = HTTP.post(
             api + "/v1/jobs",
             json={
@@ -66,9 +71,19 @@ def test_serve_runs_a_training_worker_that_dies_with_it(
         done = HTTP.get(job_url).json()
         assert done["state"] == "succeeded" and done["worker"] == worker, done
         assert not _maps_torch(proc.pid) and not _maps_torch(worker_pid)  # torch: children only
+        os.kill(worker_pid, signal.SIGKILL)  # a crashed worker is restarted
+
+        def replaced() -> bool:
+            try:
+                return _ready(trainer + "/readyz") and _pid(trainer) != worker_pid
+            except httpx.HTTPError:
+                return False
+
+        wait_until(replaced, timeout=60, interval=0.2)
+        restarted = _pid(trainer)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        wait_until(lambda: not pid_alive(worker_pid), timeout=5, interval=0.05)
+        wait_until(lambda: not pid_alive(restarted), timeout=5, interval=0.05)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -87,7 +102,7 @@ def test_serve_stops_its_training_worker_on_shutdown(
     trainer = f"http://127.0.0.1:{trainer_port}"
     try:
         wait_until(lambda: _ready(trainer + "/readyz"), timeout=90)
-        worker_pid = int(httpx.get(trainer + "/readyz").json()["worker"].rsplit("-", 1)[1])
+        worker_pid = _pid(trainer)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
