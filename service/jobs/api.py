@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.context import AppContext, get_ctx
 from service.api.errors import ErrorBody
 from service.jobs import command
-from service.jobs.app import repository
-from service.jobs.repository import JobRepository
+from service.jobs.repository import JobRepository, repository
 from service.jobs.schema import Job, JobKind, JobState
 from service.jobs.spec import JobRequest, resolve_request
 

@@ -19,21 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from service import __version__
 from service.config import Settings
 from service.errors import NotReady
-from service.jobs.db import engine_from_settings
 from service.jobs.metrics import TrainingMetrics
-from service.jobs.repository import JobRepository
-from service.jobs.schema import ensure_schema
+from service.jobs.repository import repository
 from service.jobs.worker import TrainingWorker
 
 log = logging.getLogger(__name__)
-
-
-def repository(settings: Settings) -> JobRepository:
-    """The jobs repository of these settings (the schema created if absent)."""
-    engine = engine_from_settings(settings)
-    ensure_schema(engine)
-    runs = settings.data_root.resolve() / "jobs"  # absolute: stored in rows, read by any worker
-    return JobRepository(engine, runs, settings.trainer_max_attempts)
 
 
 def create_trainer_app(settings: Settings, worker_id: str | None = None) -> FastAPI:

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from service.config import ConfigError, Settings, load_settings
 from service.errors import LineInspectError
 from service.jobs.api import JobOut, tail_of
-from service.jobs.app import repository, run_trainer
-from service.jobs.repository import JobRepository
+from service.jobs.app import run_trainer
+from service.jobs.repository import JobRepository, repository
 from service.jobs.schema import JobKind, JobState
 from service.jobs.spec import JobRequest, resolve_request
 from service.registry import Registry

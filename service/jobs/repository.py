@@ -23,8 +23,10 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.config import Settings
 from service.errors import Conflict, NotFound
-from service.jobs.schema import LIVE, Job, JobState, utcnow
+from service.jobs.db import engine_from_settings
+from service.jobs.schema import LIVE, Job, JobState, ensure_schema, utcnow
 from service.jobs.spec import RUNNABLE, JobRequest, idempotency_key
 
 RUNNING = JobState.RUNNING.value
@@ -205,3 +207,11 @@ class JobRepository:
             res = s.execute(update(Job).where(self._owned(job_id, worker)).values(**values))
             s.commit()
             return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def repository(settings: Settings) -> JobRepository:
+    """The jobs repository of these settings (the schema created if absent)."""
+    engine = engine_from_settings(settings)
+    ensure_schema(engine)
+    runs = settings.data_root.resolve() / "jobs"  # absolute: stored in rows, read by any worker
+    return JobRepository(engine, runs, settings.trainer_max_attempts)
