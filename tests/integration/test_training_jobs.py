@@ -132,8 +132,17 @@ def test_a_job_runs_to_success_with_progress_and_is_asked_once(
         evaluated = wait_state(api, r.json()["id"], {"succeeded", "failed"})
         assert evaluated["state"] == "succeeded", evaluated["error"]
         assert {"map50", "map50_95"} <= set(evaluated["result"]["report"])
+        # a distil job with the train job's checkpoint as its teacher (pinned as a file)
+        student = {**tiny_train_params(data, epochs=2), "teacher": res["last_checkpoint"]}
+        r = HTTP.post(f"{api}/v1/jobs", json={"kind": "distil", "params": student,
+                                             "parent_id": first["id"]})  # fmt: skip
+        assert r.status_code == 201 and r.json()["base_refs"]["teacher"].startswith("file:")
+        distilled = wait_state(api, r.json()["id"], {"succeeded", "failed"})
+        assert distilled["state"] == "succeeded", distilled["error"]
+        assert Path(distilled["result"]["last_checkpoint"]).is_file()
+        assert distilled["progress"]["epoch"] == 2
         children = HTTP.get(f"{api}/v1/jobs", params={"parent_id": first["id"]}).json()
-        assert [c["id"] for c in children["jobs"]] == [evaluated["id"]]
+        assert [c["id"] for c in children["jobs"]] == [distilled["id"], evaluated["id"]]
     finally:
         trainer.stop()
 
