@@ -63,8 +63,8 @@ class TrainingMetrics:
             registry=r,
         )  # fmt: skip
         self.claims = Counter(
-            "lineinspect_training_claims", "Jobs claimed; resumed = taken over after a lapsed "
-            "lease or a stopped worker (continues from its checkpoint).", ["resumed"],
+            "lineinspect_training_claims", "Jobs claimed; resumed: the run has a checkpoint "
+            "to continue from (a lapsed lease, a stopped worker).", ["resumed"],
             registry=r,
         )  # fmt: skip
         self.finished = Counter(

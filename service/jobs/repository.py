@@ -181,9 +181,9 @@ class JobRepository:
 
     def release(self, job_id: int, worker: str, progress: dict[str, Any] | None) -> bool:
         """Give a running job back to the queue (worker stopping): the next claim resumes
-        it from its checkpoint."""
+        it from its checkpoint. A hand-back is not a failed attempt: it is not counted."""
         values: dict[str, Any] = {"state": QUEUED, "worker": None, "lease_until": None,
-                                  "pid": None}  # fmt: skip
+                                  "pid": None, "attempts": Job.attempts - 1}  # fmt: skip
         if progress is not None:
             values["progress"] = progress
         return self._update_owned(job_id, worker, values)

@@ -102,7 +102,7 @@ class TrainingWorker:
         for g in (m.epoch, m.epochs, m.eta):
             g.set(0)
 
-    def _env(self, run_dir: Path) -> dict[str, str]:
+    def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(dict.fromkeys(THREAD_ENV, str(self.threads)))
         env["LINEINSPECT_REGISTRY_ROOT"] = str(self.settings.registry_root)
@@ -113,7 +113,7 @@ class TrainingWorker:
         s, m = self.settings, self.metrics
         run_dir = Path(job.run_dir or self.repo.runs_root / f"job-{job.id}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        resumed = job.attempts > 1
+        resumed = (run_dir / "last.pt").is_file()  # --resume continues from it
         m.claims.labels(str(resumed).lower()).inc()
         m.running.set(1)
         m.job_id.set(job.id)
@@ -122,7 +122,7 @@ class TrainingWorker:
                  job.attempts, run_dir, " ".join(args))  # fmt: skip
         program = [sys.executable, "-m", "service.cli", *args]
         started = time.monotonic()
-        child = Child(program, self._env(run_dir), run_dir / command.LOG, s.trainer_nice)
+        child = Child(program, self._env(), run_dir / command.LOG, s.trainer_nice)
         outcome = self._watch(job, run_dir, child)
         m.last_duration.labels(job.kind).set(time.monotonic() - started)
         m.finished.labels(job.kind, outcome).inc()

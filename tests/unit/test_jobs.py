@@ -141,6 +141,7 @@ def test_release_queues_the_job_for_the_next_claim(repo: JobRepository) -> None:
     assert repo.release(job_id, "w1", {"epoch": 2})
     again = repo.claim("w2", 30)
     assert again is not None and again.id == job_id and again.progress == {"epoch": 2}
+    assert again.attempts == 1  # a hand-back is not a failed attempt
 
 
 def test_list_filters_and_pages(repo: JobRepository) -> None:
