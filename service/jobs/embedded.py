@@ -16,6 +16,8 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from pydantic import SecretStr
+
 from service.api.context import AppContext
 from service.config import Settings
 from service.jobs.runner import Child
@@ -38,8 +40,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        if name == "admin_token" and settings.admin_token is not None:
-            value = settings.admin_token.get_secret_value()
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):  # dumped masked: pass the value itself
+            value = secret.get_secret_value()
         env[prefix + name.upper()] = value if isinstance(value, str) else json.dumps(value)
     return env
 

@@ -185,3 +185,18 @@ def test_progress_from_the_results_file(repo: JobRepository, tmp_path: Path) -> 
     assert p["losses"] == {"box": 0.4} and p["metrics"] == {"epoch": 2, "map50": 0.3,
                                                              "map50_95": 0.1}  # fmt: skip
     assert p["eta_s"] == 8 * 3.0
+
+
+def test_the_embedded_trainer_sees_the_servers_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from service.config import load_settings
+    from service.jobs.embedded import settings_env
+
+    given = load_settings(None, admin_token="s3cret", class_thresholds={"a": 0.3},
+                          data_root=tmp_path, trainer_nice=5, models=["x", "y"])  # fmt: skip
+    for k, v in settings_env(given).items():
+        monkeypatch.setenv(k, v)
+    seen = load_settings(None)
+    assert seen.model_dump() == given.model_dump()
+    assert seen.admin_token is not None and seen.admin_token.get_secret_value() == "s3cret"
