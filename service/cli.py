@@ -22,6 +22,7 @@ from models.registry import ROOT_PROVIDER_KEY
 from service.auth.cli import token
 from service.config import ConfigError, Settings, load_settings
 from service.errors import LineInspectError
+from service.jobs.cli import jobs, worker_train
 from service.registry import Registry
 
 PLUGIN_GROUP = "lineinspect.commands"
@@ -338,6 +339,8 @@ def worker_infer(
 from service.data_cli import data  # noqa: E402
 
 main.add_command(data)
+main.add_command(jobs)
+worker.add_command(worker_train)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -288,6 +288,41 @@ class Settings(BaseSettings):
         30, gt=0, description="Pixels of unlabelled captures older than this are deleted; "
         "labelled and golden samples are kept. None = keep all.",
     )  # fmt: skip
+    # --- jobs and training worker (service/jobs; docs/learning.md) ----------------
+    trainer: Literal["auto", "off"] = Field(
+        "auto", description="auto: `serve` starts one training worker as a child process "
+        "when torch is installed; off: never (run `lineinspect worker train` elsewhere).",
+    )  # fmt: skip
+    trainer_threads: int = Field(
+        0, ge=0, le=256,
+        description="CPU threads of a training child (torch and OpenMP); 0 = half the "
+        "usable cores, at least 1, leaving the rest to inspection.",
+    )  # fmt: skip
+    trainer_nice: int = Field(
+        10, ge=0, le=19, description="Niceness of a training child (the worker itself runs at 0)."
+    )
+    trainer_lease_s: float = Field(
+        60.0, ge=1, le=3600,
+        description="Lease of a claimed job, renewed every trainer_poll_s; when it lapses "
+        "(worker dead) another worker resumes the job from its last checkpoint.",
+    )  # fmt: skip
+    trainer_poll_s: float = Field(
+        1.0, gt=0, le=60,
+        description="How often a worker looks for jobs, renews its lease, reads progress "
+        "and notices a cancel.",
+    )  # fmt: skip
+    trainer_stop_grace_s: float = Field(
+        10.0, ge=0, le=300, description="Time a training child gets after SIGTERM before SIGKILL."
+    )
+    trainer_max_attempts: int = Field(
+        3, ge=1, le=100, description="Lapsed leases after which a job fails instead of resuming."
+    )
+    trainer_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Training worker /metrics, /healthz, /readyz port."
+    )
+    trainer_worker_id: str | None = Field(
+        None, max_length=128, description="Training worker name; None = <hostname>-<pid>."
+    )
 
     @field_validator("models")
     @classmethod
@@ -380,3 +415,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from exc
+
+
+def child_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """The environment for a child process (a training worker or run): this process's
+    own, with ``overrides`` on top. The one place outside pydantic-settings that touches
+    ``os.environ``."""
+    return {**os.environ, **overrides}

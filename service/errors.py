@@ -161,7 +161,7 @@ class DeadLettered(LineInspectError):
 
 
 class NotFound(LineInspectError):
-    """A dataset, sample or snapshot named by the request does not exist."""
+    """A dataset, sample, snapshot or job named by the request does not exist."""
 
     http_status = 404
     grpc_code = "NOT_FOUND"
@@ -169,7 +169,8 @@ class NotFound(LineInspectError):
 
 
 class Conflict(LineInspectError):
-    """The request contradicts the store's state (e.g. an ambiguous sample reference)."""
+    """The request contradicts the stored state (an ambiguous sample reference, cancelling
+    a finished job)."""
 
     http_status = 409
     grpc_code = "FAILED_PRECONDITION"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from PIL import Image
 
 from service.registry import Registry
 from tests.support.tiny_onnx import write_artefact
+
+# A `lineinspect serve` started by a test runs no training worker unless the test asks
+# for one (trainer=auto, service/jobs/embedded.py); subprocesses inherit this.
+os.environ.setdefault("LINEINSPECT_TRAINER", "off")
 
 
 def encode(img: np.ndarray, fmt: str = "JPEG") -> bytes:

@@ -59,6 +59,12 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     ("POST", "/v1/integrations/label-studio"): Scope.LABEL,
     # a PLC or operator flags a frame it was answered for: the inspecting client's scope
     ("POST", "/v1/frames/{frame_id}/flag"): Scope.INFER,
+    # training jobs (docs/learning.md)
+    ("POST", "/v1/jobs"): Scope.ADMIN,
+    ("GET", "/v1/jobs"): Scope.ADMIN,
+    ("GET", "/v1/jobs/{job_id}"): Scope.ADMIN,
+    ("DELETE", "/v1/jobs/{job_id}"): Scope.ADMIN,
+    ("GET", "/v1/jobs/{job_id}/log"): Scope.ADMIN,
     # changes to the service
     ("PUT", "/v1/models/{name}/aliases/{alias}"): Scope.ADMIN,
     # Prometheus

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.config import Settings
+
 SQLITE_FILE = "lineinspect.db"
 
 
@@ -45,3 +47,9 @@ def make_engine(data_root: Path, url: str | None) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (rows are read after writes)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_from_settings(settings: Settings) -> Engine:
+    """The engine of the project database named by ``data_root`` and ``database_url``."""
+    url = settings.database_url
+    return make_engine(settings.data_root, url.get_secret_value() if url else None)

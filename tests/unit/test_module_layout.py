@@ -16,11 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("service", "models")
 GENERATED = REPO / "service" / "grpc" / "generated"
 SETTINGS = REPO / "service" / "config.py"
+#: Alembic revision scripts: run by Alembic inside a migration context, never imported.
+MIGRATIONS = REPO / "service" / "store" / "migrations"
 
 
 def _sources() -> list[Path]:
     return sorted(
-        p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py") if GENERATED not in p.parents
+        p
+        for pkg in PACKAGES
+        for p in (REPO / pkg).rglob("*.py")
+        if GENERATED not in p.parents and MIGRATIONS not in p.parents
     )
 
 

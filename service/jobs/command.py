@@ -1,0 +1,131 @@
+"""A job as a training-CLI command line, and its progress read back from the run.
+
+``train`` and ``distil`` write ``OUT/results.jsonl`` (one record per finished epoch:
+``epoch``, ``time_s``, ``loss_*``, and ``map50``/``map50_95`` on evaluation epochs) and
+``OUT/last.pt``; ``--resume`` continues from ``last.pt`` when it exists, so the worker
+always passes it. ``evaluate`` runs ``lineinspect val`` with ``--json-out``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from service.jobs.schema import Job, JobKind, utcnow
+from service.jobs.spec import FILE_PIN
+
+log = logging.getLogger(__name__)
+
+SUBCOMMAND = {JobKind.TRAIN: "train", JobKind.DISTIL: "distil", JobKind.EVALUATE: "val"}
+RESULTS = "results.jsonl"
+REPORT = "report.json"
+LOG = "job.log"
+#: ``lineinspect train --epochs`` default, for progress of a job that sets none.
+DEFAULT_EPOCHS = 100
+
+
+def _option(name: str, value: Any) -> list[str]:
+    opt = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return [opt] if value else []
+    if isinstance(value, list):
+        return [a for v in value for a in _option(name, v)]
+    return [opt, str(value)]
+
+
+def child_args(job: Job, run_dir: Path, threads: int, registry_root: Path) -> list[str]:
+    """The ``lineinspect`` arguments (after the program) that run ``job`` in ``run_dir``."""
+    kind = JobKind(job.kind)
+    params: dict[str, Any] = dict(job.params)
+    for name, pin in (job.base_refs or {}).items():  # run the version the key names
+        if name in params and not pin.startswith(FILE_PIN):
+            params[name] = pin
+    args = [SUBCOMMAND[kind]]
+    if kind is JobKind.EVALUATE:
+        args += [str(params.pop("ckpt")), "--json-out", str(run_dir / REPORT)]
+    else:
+        args += ["--out", str(run_dir), "--resume"]
+    if kind is JobKind.DISTIL and "registry" not in params:
+        args += ["--registry", str(registry_root)]
+    args += ["--threads", str(threads)]
+    for name in sorted(params):
+        args += _option(name, params[name])
+    return args
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The epoch records of a run (a torn last line, being written, is skipped)."""
+    path = run_dir / RESULTS
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "epoch" in rec:
+            out.append(rec)
+    return out
+
+
+def progress(job: Job, run_dir: Path) -> dict[str, Any] | None:
+    """Epoch of total, latest losses and metrics, ETA; None before the first epoch."""
+    records = read_records(run_dir)
+    if not records:
+        return None
+    last = records[-1]
+    total = int(job.params.get("epochs", DEFAULT_EPOCHS))
+    times = [float(r["time_s"]) for r in records[-5:] if "time_s" in r]
+    remaining = max(0, total - int(last["epoch"]))
+    metrics = next(
+        ({k: r[k] for k in ("epoch", "map50", "map50_95") if k in r}
+         for r in reversed(records) if "map50" in r),
+        None,
+    )  # fmt: skip
+    return {
+        "epoch": int(last["epoch"]),
+        "epochs": total,
+        "losses": {
+            k[5:]: v for k, v in last.items() if k.startswith("loss_") and k != "loss_weights"
+        },
+        "metrics": metrics,
+        "eta_s": round(remaining * sum(times) / len(times), 1) if times else None,
+        "updated_at": utcnow().isoformat(),
+    }
+
+
+def result(job: Job, run_dir: Path) -> dict[str, Any]:
+    """The JSON result of a succeeded job: what the next step of a pipeline reads."""
+    out: dict[str, Any] = {"run_dir": str(run_dir)}
+    if JobKind(job.kind) is JobKind.EVALUATE:
+        try:
+            out["report"] = json.loads((run_dir / REPORT).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("job %s: no readable report (%s)", job.id, exc)
+        return out
+    for name in ("best", "last"):
+        ck = run_dir / f"{name}.pt"
+        if ck.is_file():
+            out[f"{name}_checkpoint"] = str(ck)
+    records = read_records(run_dir)
+    if records:
+        out["epochs"] = int(records[-1]["epoch"])
+        scored = [r for r in records if "map50" in r]
+        if scored:
+            best = max(scored, key=lambda r: float(r["map50"]))
+            out["best"] = {k: best[k] for k in ("epoch", "map50", "map50_95") if k in best}
+    return out
+
+
+def log_tail(run_dir: Path, max_bytes: int = 4096) -> str:
+    """The last ``max_bytes`` of the job's log (progress-bar redraws folded)."""
+    path = run_dir / LOG
+    if not path.is_file():
+        return ""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - max_bytes))
+        raw = f.read().decode(errors="replace")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in raw.splitlines())

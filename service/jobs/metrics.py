@@ -1,0 +1,83 @@
+"""Prometheus metrics of a training worker (prefix ``lineinspect_training_``).
+
+``lineinspect_training_jobs{state}`` counts the jobs in the database at scrape time (a
+custom collector, one ``GROUP BY`` per scrape), so every worker reports the same queue;
+the others describe this worker's own job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+
+class _JobStates(Collector):
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        fam = GaugeMetricFamily(
+            "lineinspect_training_jobs", "Jobs in the database by state.", labels=["state"]
+        )
+        try:
+            counts = self._count()
+        except Exception as exc:  # database down: the scrape still answers, without it
+            log.warning("cannot count jobs for /metrics: %s", exc)
+            return
+        for state, n in sorted(counts.items()):
+            fam.add_metric([state], n)
+        yield fam
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+class TrainingMetrics:
+    """The metrics of one training worker, in their own registry."""
+
+    def __init__(self, count_by_state: Callable[[], dict[str, int]] | None = None) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        if count_by_state is not None:
+            r.register(_JobStates(count_by_state))
+        self.running = Gauge(
+            "lineinspect_training_job_running", "1 while this worker runs a job.", registry=r
+        )
+        self.job_id = Gauge(
+            "lineinspect_training_job_id", "Id of the job this worker runs (0: none).", registry=r
+        )
+        self.epoch = Gauge(
+            "lineinspect_training_epoch", "Epochs completed by the current job.", registry=r
+        )
+        self.epochs = Gauge(
+            "lineinspect_training_epochs_planned", "Epochs the current job trains for.",
+            registry=r,
+        )  # fmt: skip
+        self.eta = Gauge(
+            "lineinspect_training_eta_seconds", "Estimated time left of the current job.",
+            registry=r,
+        )  # fmt: skip
+        self.claims = Counter(
+            "lineinspect_training_claims", "Jobs claimed; resumed: the run has a checkpoint "
+            "to continue from (a lapsed lease, a stopped worker).", ["resumed"],
+            registry=r,
+        )  # fmt: skip
+        self.finished = Counter(
+            "lineinspect_training_jobs_finished", "Jobs this worker ended, by kind and outcome "
+            "(lost: cancelled or taken over while running).", ["kind", "state"], registry=r,
+        )  # fmt: skip
+        self.last_duration = Gauge(
+            "lineinspect_training_last_job_duration_seconds",
+            "Wall time of this worker's last finished attempt, by kind.", ["kind"], registry=r,
+        )  # fmt: skip
+        for resumed in ("false", "true"):
+            self.claims.labels(resumed)
+
+    def exposition(self) -> bytes:
+        """Text exposition of the registry."""
+        return generate_latest(self.registry)

@@ -1,0 +1,153 @@
+"""What a job asks for, validated, and its idempotency key.
+
+The key is the sha256 of kind + parameters + snapshot fingerprint + base refs, in a
+canonical JSON form, so asking twice for the same work never trains twice. Base refs
+are the models a job starts from (``init_from``, ``teacher``), pinned when asked: a
+registry ref to ``name:version``, a file to its size and modification time. A new
+production version therefore makes a new key, and the worker runs the pinned version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from service.errors import LineInspectError
+from service.jobs.schema import JobKind
+from service.registry import Registry, parse_ref
+
+#: Options of the training CLI the worker sets itself (run directory, resume, threads).
+RESERVED = frozenset({"out", "resume", "threads", "json_out"})
+#: Parameters that name the model a job starts from.
+BASE_REF_PARAMS = ("init_from", "teacher")
+REQUIRED = {
+    JobKind.TRAIN: ("data",),
+    JobKind.DISTIL: ("data", "teacher"),
+    JobKind.EVALUATE: ("ckpt",),
+}
+RUNNABLE = frozenset(REQUIRED)
+FILE_PIN = "file:"
+_PARAM = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+Scalar = str | int | float | bool
+
+
+class JobRequest(BaseModel):
+    """Body of ``POST /v1/jobs``. ``params`` are options of the training CLI command the
+    kind maps to (``train``, ``distil``, ``val``), named as the option with ``_`` for
+    ``-`` (``--init-from`` → ``init_from``, ``--mosaic`` → ``mosaic``); ``true`` adds a
+    flag, ``false`` leaves it out, a list repeats the option."""
+
+    kind: JobKind = Field(examples=["train"])
+    params: dict[str, Scalar | list[Scalar]] = Field(
+        default_factory=dict,
+        examples=[{"data": "/data/neu-det/data.yaml", "arch": "s-model", "epochs": 30}],
+    )
+    snapshot: str | None = Field(
+        None, max_length=128, description="Fingerprint of the data snapshot; default: "
+        "computed from the data.yaml parameter's files (names, sizes, modification times).",
+    )  # fmt: skip
+    base_refs: dict[str, str] = Field(
+        default_factory=dict, description="Pinned base models; default: from the parameters."
+    )
+    parent_id: int | None = Field(None, ge=1, description="The pipeline job this step is of.")
+
+    @field_validator("kind")
+    @classmethod
+    def _runnable(cls, v: JobKind) -> JobKind:
+        if v not in RUNNABLE:
+            raise ValueError(
+                f"'{v}' jobs are not available yet (runnable: train, distil, evaluate)"
+            )
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(k for k in v if not _PARAM.match(k))
+        if bad:
+            raise ValueError(f"parameter names must be snake_case option names: {bad}")
+        reserved = sorted(RESERVED & set(v))
+        if reserved:
+            raise ValueError(f"set by the worker, not by a job: {reserved}")
+        return v
+
+    @model_validator(mode="after")
+    def _required(self) -> JobRequest:
+        missing = [p for p in REQUIRED[self.kind] if p not in self.params]
+        if missing:
+            raise ValueError(f"{self.kind} jobs need the parameters {missing}")
+        return self
+
+
+def idempotency_key(
+    kind: str, params: dict[str, Any], snapshot: str | None, base_refs: dict[str, str]
+) -> str:
+    """sha256 of the canonical JSON of what defines the work."""
+    doc = {"kind": str(kind), "params": params, "snapshot": snapshot, "base_refs": base_refs}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_pin(path: Path) -> str:
+    st = path.stat()
+    return f"{FILE_PIN}{path.resolve()}@{st.st_size}:{st.st_mtime_ns}"
+
+
+def pin_base_refs(params: dict[str, Any], registry: Registry | None) -> dict[str, str]:
+    """Pin each base-model parameter: a file to its identity, a registry ref to
+    ``name:version``; a ref that resolves nowhere stays as given (the run will say why)."""
+    pins: dict[str, str] = {}
+    for name in BASE_REF_PARAMS:
+        value = params.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value)
+        if path.is_file():
+            pins[name] = _file_pin(path)
+            continue
+        try:
+            mv = registry.resolve(parse_ref(value)) if registry else None
+        except LineInspectError:
+            mv = None
+        pins[name] = f"{mv.name}:{mv.version}" if mv else value
+    return pins
+
+
+def data_fingerprint(data_yaml: str | Path) -> str | None:
+    """sha256 over a data.yaml and the names, sizes and modification times of the files
+    under its dataset root (``path:``, else the file's directory); None when absent.
+    Content hashes are the data store's snapshots' business; this is what a plain
+    directory can offer cheaply."""
+    p = Path(data_yaml)
+    if not p.is_file():
+        return None
+    raw = p.read_bytes()
+    try:
+        cfg = yaml.safe_load(raw) or {}
+    except yaml.YAMLError:
+        cfg = {}
+    root = Path(cfg["path"]) if isinstance(cfg, dict) and cfg.get("path") else Path(".")
+    root = root if root.is_absolute() else p.parent / root
+    h = hashlib.sha256(raw)
+    if root.is_dir():
+        for f in sorted(x for x in root.rglob("*") if x.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "files:" + h.hexdigest()[:40]
+
+
+def resolve_request(
+    req: JobRequest, registry: Registry | None
+) -> tuple[str | None, dict[str, str]]:
+    """The snapshot fingerprint and base refs a request stands for (its own, if given)."""
+    snapshot = req.snapshot
+    if snapshot is None and isinstance(req.params.get("data"), str):
+        snapshot = data_fingerprint(str(req.params["data"]))
+    base = {**pin_base_refs(req.params, registry), **req.base_refs}
+    return snapshot, base
