@@ -23,6 +23,7 @@ pruned at all):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -57,7 +58,21 @@ def build_pruner(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    pruner = tp.pruner.BNScalePruner(
+    with warnings.catch_warnings():  # the free parameters it names are ignored above
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        pruner = _pruner(model, imgsz, ratio, reg, max_ratio, device)
+    prunable = {id(b) for b in prunable_bns(pruner)}
+    pruner.ignored_layers.extend(
+        m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and id(m) not in prunable
+    )
+    model.train(was_training)
+    return pruner
+
+
+def _pruner(
+    model: Detector, imgsz: int, ratio: float, reg: float, max_ratio: float, device: torch.device
+) -> tp.pruner.BNScalePruner:
+    return tp.pruner.BNScalePruner(
         model,
         torch.zeros(1, 3, imgsz, imgsz, device=device),
         importance=tp.importance.BNScaleImportance(normalizer=None),
@@ -67,12 +82,6 @@ def build_pruner(
         max_pruning_ratio=max_ratio,
         ignored_layers=ignored_layers(model),
     )
-    prunable = {id(b) for b in prunable_bns(pruner)}
-    pruner.ignored_layers.extend(
-        m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and id(m) not in prunable
-    )
-    model.train(was_training)
-    return pruner
 
 
 def prunable_groups(pruner: tp.pruner.BNScalePruner) -> list[Any]:
