@@ -250,3 +250,10 @@ def test_pipeline_card_has_complete_pruning_fields(tmp_path: Path) -> None:
     again = run_prune(o)  # every stage is found done; export is redone
     assert again["pruning"]["params_after"] == p["params_after"]
     assert np.isfinite(again["metrics"].get("map50", 0.0))
+
+
+def test_job_params_are_checked() -> None:
+    o = PruneOptions.from_params({"source": "m", "data": "d.yaml", "out": "o", "ratio": 0.6})
+    assert o.ratio == 0.6 and o.layers == 0 and o.teacher == ""
+    with pytest.raises(ValueError, match="ratoi"):
+        PruneOptions.from_params({"source": "m", "data": "d.yaml", "out": "o", "ratoi": 0.6})
