@@ -260,6 +260,7 @@ def export_checkpoint(
         "parent": ckpt.get("parent"),  # distilled students: their teacher (models/distill)
         "init_from": ckpt.get("init_from"),  # warm-started runs: the weights they began from
         "distillation": ckpt.get("distill"),  # distilled students: the KD terms and settings
+        "pruning": ckpt.get("pruning"),  # pruned models (models/prune): source, R, K, lambda...
         "metrics": _card_metrics(metrics),
         "recommended_score_threshold": score_threshold
         if score_threshold is not None

@@ -59,7 +59,7 @@ class _Cli(click.Group):
 
 #: Packages only the training extra installs: a plugin command importing one of them
 #: lazily, on a serving-only install, gets a one-line answer instead of a traceback.
-TRAINING_ONLY = frozenset({"torch", "onnx", "onnxscript", "pycocotools", "tqdm"})
+TRAINING_ONLY = frozenset({"torch", "onnx", "onnxscript", "pycocotools", "tqdm", "torch_pruning"})
 
 
 def _training_guard(name: str, callback: Callable[..., Any]) -> Callable[..., Any]:

@@ -33,8 +33,11 @@ class WindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """``x``: [B*nW, N, C] window tokens; ``mask``: [nW, N, N] additive or None."""
-        n, c = int(x.shape[1]), int(x.shape[2])  # static; batch stays dynamic (-1)
-        qkv = self.qkv(x).reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        n = int(x.shape[1])  # static; batch stays dynamic (-1)
+        qkv = self.qkv(x)
+        hd = int(qkv.shape[-1]) // (3 * self.heads)  # head dim from qkv: the token dim may
+        # be narrower (a channel-pruned model keeps the heads and prunes the token dim)
+        qkv = qkv.reshape(-1, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         attn = (q * self.scale) @ k.transpose(-2, -1)
         bias = self.bias_table[self.rel_index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
@@ -44,7 +47,7 @@ class WindowAttention(nn.Module):
             attn = attn.reshape(-1, nw, self.heads, n, n) + mask[None, :, None]
             attn = attn.reshape(-1, self.heads, n, n)
         attn = attn.softmax(-1)
-        out = (attn @ v).transpose(1, 2).reshape(-1, n, c)
+        out = (attn @ v).transpose(1, 2).reshape(-1, n, self.heads * hd)
         return self.proj(out)
 
 

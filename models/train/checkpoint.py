@@ -56,7 +56,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 # What a slim (weights-only) checkpoint keeps of a training checkpoint.
 _SLIM_KEYS = ("model_args", "class_names", "imgsz", "spec", "opts", "data_fingerprint",
-              "params", "best_metrics", "metrics", "parent", "epoch")  # fmt: skip
+              "params", "best_metrics", "metrics", "parent", "epoch", "structure",
+              "pruning")  # fmt: skip
 
 
 def slim_checkpoint(ckpt: dict[str, Any], half: bool = True) -> dict[str, Any]:
@@ -95,8 +96,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
     Raises ``ValueError`` on non-finite weights or statistics: a model that silently drops
     channels must not be served, taught from or trained on.
     """
-    args = ckpt["model_args"]
-    model = build_detector(args["cfg"], args["num_classes"], args["head"], args["anchors"])
+    model = build_from_checkpoint(ckpt)
     key = "ema" if use_ema and ckpt.get("ema") else "model"
     sd = ckpt[key]["ema"] if key == "ema" else ckpt["model"]
     bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -108,6 +108,26 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> Detecto
         )
     model.load_state_dict(sd)  # copy_ casts a slim checkpoint's float16 back to float32
     return model.eval()
+
+
+def build_from_checkpoint(ckpt: dict[str, Any]) -> Detector:
+    """The (untrained) detector a checkpoint describes: built from its ``model_args``, then
+    given its ``structure`` when it was pruned (channel widths and removed blocks, see
+    models/prune/structure.py), so its state dict loads."""
+    from models.prune.structure import apply_structure
+
+    args = ckpt["model_args"]
+    model = build_detector(args["cfg"], args["num_classes"], args["head"], args["anchors"])
+    if ckpt.get("structure"):
+        apply_structure(model, ckpt["structure"])
+    return model
+
+
+def structure_of(model: Detector) -> dict[str, Any] | None:
+    """What a pruned ``model`` changed against its own ``build_args`` (None if nothing)."""
+    from models.prune.structure import structure_diff
+
+    return structure_diff(model)
 
 
 def warm_start(

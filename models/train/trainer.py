@@ -25,10 +25,12 @@ from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
 from models.processing import DEFAULT_IOU_THRESHOLD
 from models.registry import BUNDLED_ROOT
 from models.train.checkpoint import (
+    build_from_checkpoint,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    structure_of,
     warm_start,
 )
 from models.train.ema import ModelEMA
@@ -165,6 +167,7 @@ class Trainer:
             "data_fingerprint": self.fingerprint,
             "params": count_params(self.model),
             "init_from": self.init_from,
+            "structure": structure_of(self.model),  # None unless pruned (models/prune)
         }
 
     def _build_model(self, resume_ck: dict[str, Any] | None) -> Detector:
@@ -172,8 +175,7 @@ class Trainer:
         never depends on the current variant table), else from ``opts``."""
         o = self.opts
         if resume_ck is not None:
-            a = resume_ck["model_args"]
-            return build_detector(a["cfg"], a["num_classes"], a["head"], a["anchors"])
+            return build_from_checkpoint(resume_ck)  # its own (possibly pruned) structure
         anchors = self.new_anchors() if o.head == "anchor_based" else None
         return build_detector(o.arch, len(self.class_names), o.head, anchors)
 
@@ -204,6 +206,14 @@ class Trainer:
         """Hook, called once before the optimiser exists: training-only modules trained and
         checkpointed with the model (e.g. distillation adapters); may extend ``loss_names``."""
         return []
+
+    def after_backward(self) -> None:
+        """Hook between ``backward()`` and ``optimizer.step()`` (gradients unscaled, before
+        clipping): e.g. the sparsity regulariser of models/prune."""
+
+    def end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Hook after each epoch, before ``record`` goes into ``results.jsonl`` (may add
+        fields, e.g. the BatchNorm scale histogram of sparse training)."""
 
     def compute_loss(
         self, images: torch.Tensor, targets: torch.Tensor
@@ -267,6 +277,7 @@ class Trainer:
                         self.last_metrics,
                     )
                     save_checkpoint(self.out / "best.pt", self.state(epoch))
+            self.end_epoch(epoch, record)
             save_checkpoint(self.out / "last.pt", self.state(epoch))
             with open(self.out / "results.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -304,6 +315,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
+            self.after_backward()
             params = [*self.model.parameters(), *self.extra.parameters()]
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             self.scaler.step(self.optimizer)
