@@ -9,7 +9,6 @@ from service.api.app import Edge, create_app
 from service.config import Settings
 from service.grpc.server import GrpcEdge
 from service.http_limits import HttpLimits, limited_protocol
-from service.jobs import api as jobs_api
 from service.jobs.embedded import embedded_trainer
 
 
@@ -17,7 +16,7 @@ def run_server(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn drains in-flight requests on shutdown."""
     edges: tuple[Edge, ...] = (GrpcEdge(),) if settings.grpc_port else ()
     app = create_app(
-        settings, extra_routers=(kserve.install, jobs_api.install),
+        settings, extra_routers=(kserve.install,),
         edges=(*edges, embedded_trainer),
     )  # fmt: skip
     uvicorn.run(

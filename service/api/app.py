@@ -19,6 +19,7 @@ from service.capture.capture import install as capture_install
 from service.config import Settings
 from service.context import AppContext
 from service.inspector import decode_executor, local_inspector
+from service.jobs import api as jobs_api
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.registry import Registry
@@ -107,7 +108,7 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
-    for r in (*routers, flags.router):
+    for r in (*routers, flags.router, jobs_api.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

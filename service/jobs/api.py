@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,11 +65,12 @@ class JobPage(BaseModel):
 
 
 def get_repo(request: Request, ctx: Ctx) -> JobRepository:
-    """The app's :class:`JobRepository`, created on first use (serving without jobs never
-    opens the database)."""
+    """The app's :class:`JobRepository`, created on first use on the data store's engine
+    (one database, migrated once at start-up)."""
     repo: JobRepository | None = getattr(request.app.state, "jobs_repo", None)
     if repo is None:
-        repo = request.app.state.jobs_repo = repository(ctx.settings)
+        engine = request.app.state.store.engine
+        repo = request.app.state.jobs_repo = repository(ctx.settings, engine)
     return repo
 
 
@@ -142,8 +143,3 @@ def tail_of(job: Job, max_bytes: int) -> str:
     if job.run_dir and (Path(job.run_dir) / command.LOG).is_file():
         return command.log_tail(Path(job.run_dir), max_bytes)
     return job.log_tail or ""
-
-
-def install(app: FastAPI) -> None:
-    """``extra_routers`` hook of :func:`service.api.app.create_app`."""
-    app.include_router(router)

@@ -210,9 +210,11 @@ class JobRepository:
             return bool(getattr(res, "rowcount", 0) == 1)
 
 
-def repository(settings: Settings) -> JobRepository:
-    """The jobs repository of these settings (the schema migrated to head first)."""
-    engine = engine_from_settings(settings)
-    upgrade(engine)
+def repository(settings: Settings, engine: Engine | None = None) -> JobRepository:
+    """The jobs repository of these settings, on ``engine`` (the data store's, already
+    migrated) or on a new engine whose schema is migrated to head first."""
+    if engine is None:
+        engine = engine_from_settings(settings)
+        upgrade(engine)
     runs = settings.data_root.resolve() / "jobs"  # absolute: stored in rows, read by any worker
     return JobRepository(engine, runs, settings.trainer_max_attempts)

@@ -17,7 +17,6 @@ import pytest
 
 from service.api.app import create_app
 from service.config import load_settings
-from service.jobs import api as jobs_api
 from service.jobs.command import read_records
 from service.registry import Registry
 from tests.support.http import HTTP
@@ -59,7 +58,7 @@ def api(tiny_registry: Registry, data_root: Path, database_url: str | None) -> I
         None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
         data_root=data_root, database_url=database_url, trainer="off",
     )  # fmt: skip
-    with serve_app(create_app(settings, extra_routers=(jobs_api.install,))) as url:
+    with serve_app(create_app(settings)) as url:
         yield url
 
 

@@ -194,10 +194,11 @@ def test_the_embedded_trainer_sees_the_servers_settings(
     from service.config import load_settings
     from service.jobs.embedded import settings_env
 
-    given = load_settings(None, admin_token="s3cret", class_thresholds={"a": 0.3},
+    given = load_settings(None, label_studio_webhook_secret="s3cret", class_thresholds={"a": 0.3},
                           data_root=tmp_path, trainer_nice=5, models=["x", "y"])  # fmt: skip
     for k, v in settings_env(given).items():
         monkeypatch.setenv(k, v)
     seen = load_settings(None)
     assert seen.model_dump() == given.model_dump()
-    assert seen.admin_token is not None and seen.admin_token.get_secret_value() == "s3cret"
+    secret = seen.label_studio_webhook_secret
+    assert secret is not None and secret.get_secret_value() == "s3cret"
