@@ -6,6 +6,8 @@ the schema says so (schemathesis checks every answer against it). A body that ca
 be parsed at all (not UTF-8, a broken multipart) is a 400 on every route that takes one.
 An optional query or header parameter is documented as its type alone: HTTP has no
 null, a parameter is present or absent (FastAPI writes ``anyOf: [type, null]``).
+Error answers are JSON whatever the route's own media type (a ``text/plain`` log, an
+image): FastAPI documents a route's extra responses under the route's media type.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ _FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
 
 
 def errors_documented(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with every 422 answer documented as ``ErrorBody`` and a 400 for every
-    operation with a request body."""
+    """``schema`` with every 422 answer documented as ``ErrorBody``, every error answer
+    as JSON and a 400 for every operation with a request body."""
     for operations in schema.get("paths", {}).values():
         for op in operations.values():
             if "requestBody" in op and "400" not in op.get("responses", {}):
@@ -31,6 +33,9 @@ def errors_documented(schema: dict[str, Any]) -> dict[str, Any]:
                 }
             for param in op.get("parameters", []):
                 _not_nullable(param.get("schema", {}))
+            for status, answer in op.get("responses", {}).items():
+                if status[:1] in ("4", "5") and "content" in answer:
+                    _json_only(answer["content"])
             invalid = op.get("responses", {}).get("422")
             if invalid is not None:
                 invalid["description"] = "Invalid parameter or body."
@@ -39,6 +44,14 @@ def errors_documented(schema: dict[str, Any]) -> dict[str, Any]:
     for name in _FASTAPI_ONLY:
         components.pop(name, None)
     return schema
+
+
+def _json_only(content: dict[str, Any]) -> None:
+    """An error answer's ``content`` documented as the JSON the error handlers send."""
+    if content and "application/json" not in content:
+        media = next(iter(content.values()))
+        content.clear()
+        content["application/json"] = media
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:
