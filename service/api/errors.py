@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.openapi import install_openapi
+from service.api.routes import allowed_methods
 from service.errors import LineInspectError, QueueFull, client_message
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,11 @@ class ErrorBody(BaseModel):
     error: str = Field(examples=["invalid_image"])
     message: str = Field(examples=["not a decodable image: cannot identify image file"])
     request_id: str | None = Field(None, examples=["3f2a9c0e4b1d4e6f"])
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that may answer these error statuses (OpenAPI)."""
+    return {status: {"model": ErrorBody} for status in statuses}
 
 
 def _request_id(scope: Scope) -> str | None:
@@ -99,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
         resp = error_response(request, status, code, message)
         resp.headers.update(exc.headers or {})  # e.g. Allow on 405
+        if status == 405:
+            resp.headers["Allow"] = ", ".join(allowed_methods(request.scope))
         return resp
 
     @app.exception_handler(RequestValidationError)

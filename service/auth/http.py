@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import fastapi.routing
 from fastapi import FastAPI, Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import error_response
+from service.api.routes import app_routes
 from service.auth.policy import http_scope
 from service.auth.tokens import TokenEntry, TokenVerifier
 from service.errors import LineInspectError, Unauthorized
@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 
 #: Distinct (method, root path, path) lookups remembered; paths carry model names only.
 _CACHE_SIZE = 4096
-
-
-def app_routes(app: Any) -> list[Any]:
-    """Every route of the app, those of included routers flattened, each with ``path``
-    (the template), ``methods`` and ``matches(scope)``."""
-    flatten = getattr(fastapi.routing, "iter_route_contexts", None)  # FastAPI >= 0.16x
-    return list(flatten(app.router.routes)) if flatten else list(app.router.routes)
 
 
 class AuthMiddleware:

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from service.api import kserve
 from service.api.app import create_app
-from service.auth.http import app_routes
+from service.api.routes import app_routes
 from service.auth.policy import GRPC_SCOPES, HTTP_SCOPES, OPEN
 from service.auth.tokens import Scope, TokenEntry, hash_token, new_token
 from service.config import load_settings
@@ -93,7 +93,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield s
 
 
-PATH_VALUES = {"name": "tiny", "alias": "production", "model_name": "tiny", "model_version": "1"}
+PATH_VALUES = {
+    "name": "tiny", "alias": "production", "model_name": "tiny", "model_version": "1",
+    "sha256": "0" * 64, "job_id": "1", "frame_id": "frame-1",
+}  # fmt: skip
 JPEG = encode(defect_image())
 
 
@@ -102,6 +105,8 @@ def _call(url: str, method: str, path: str, token: str | None) -> httpx.Response
     kw: dict[str, Any] = {}
     if path == "/v1/inspect":
         kw = {"content": JPEG, "headers": {**headers, "Content-Type": "image/jpeg"}}
+    elif path == "/v1/samples/{sha256}/labels":
+        kw = {"json": {"ok": True}, "headers": headers}
     elif method == "PUT":
         kw = {"json": {"version": 1}, "headers": headers}
     elif method == "POST":
