@@ -14,8 +14,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from service.api.errors import error_responses
 from service.errors import InvalidInput, NotFound
 from service.store import datasets, intake, labels, samples
+from service.store.db import MAX_INT
 from service.store.schema import Dataset
 from service.store.store import Store
 
@@ -75,14 +77,20 @@ def list_datasets(store: StoreDep) -> list[dict[str, Any]]:
         return [datasets.counts(s, ds) for ds in datasets.list_all(s)]
 
 
-@router.get("/v1/datasets/{name}", summary="A dataset: counts per class, split and state")
+@router.get(
+    "/v1/datasets/{name}", summary="A dataset: counts per class, split and state",
+    responses=error_responses(404),
+)  # fmt: skip
 def show_dataset(name: str, store: StoreDep) -> dict[str, Any]:
     """Counts of one dataset."""
     with store.transaction() as s:
         return datasets.counts(s, datasets.get(s, name))
 
 
-@router.post("/v1/datasets/{name}/samples", status_code=201, summary="Add an image (+ labels)")
+@router.post(
+    "/v1/datasets/{name}/samples", status_code=201, summary="Add an image (+ labels)",
+    responses=error_responses(400, 413),
+)  # fmt: skip
 def add_sample(
     name: str,
     store: StoreDep,
@@ -121,7 +129,15 @@ def add_sample(
         return {"outcome": outcome, **samples.summary(sample, ds.name)}
 
 
-@router.put("/v1/samples/{sha256}/labels", summary="Set a sample's labels (new version)")
+#: A sample named by its sha256: 400 for a malformed one, 404 when absent, 409 when it is
+#: in several datasets and ``dataset`` names none.
+_SAMPLE_ERRORS = error_responses(400, 404, 409)
+
+
+@router.put(
+    "/v1/samples/{sha256}/labels", summary="Set a sample's labels (new version)",
+    responses=_SAMPLE_ERRORS,
+)  # fmt: skip
 def put_labels(
     sha256: str, body: LabelsBody, store: StoreDep, dataset: str | None = None
 ) -> dict[str, Any]:
@@ -138,14 +154,14 @@ def put_labels(
         return {"changed": changed, **samples.summary(sample, ds.name)}
 
 
-@router.get("/v1/samples", summary="List samples (paged)")
+@router.get("/v1/samples", summary="List samples (paged)", responses=error_responses(400, 404))
 def list_samples(
     store: StoreDep,
     dataset: str | None = None,
     state: str | None = None,
     sampler: str | None = None,
     line: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=samples.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Samples, newest first, filtered by dataset, state, sampler and line."""
@@ -161,7 +177,9 @@ def list_samples(
         }
 
 
-@router.get("/v1/samples/{sha256}", summary="A sample with its label history")
+@router.get(
+    "/v1/samples/{sha256}", summary="A sample with its label history", responses=_SAMPLE_ERRORS
+)
 def show_sample(sha256: str, store: StoreDep, dataset: str | None = None) -> dict[str, Any]:
     """The sample, its current labels and every label version."""
     with store.transaction() as s:
@@ -176,7 +194,19 @@ def show_sample(sha256: str, store: StoreDep, dataset: str | None = None) -> dic
         return {**samples.summary(sample, name), "record": sample.record, "labels": hist}
 
 
-@router.get("/v1/samples/{sha256}/image", summary="A sample's image bytes")
+_IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image as it was taken in.",
+        "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in intake.MEDIA_TYPES.values()},
+    },
+}  # fmt: skip
+
+
+@router.get(
+    "/v1/samples/{sha256}/image", summary="A sample's image bytes", response_class=Response,
+    responses={**_IMAGE, **_SAMPLE_ERRORS},
+)  # fmt: skip
 def sample_image(sha256: str, store: StoreDep, dataset: str | None = None) -> Response:
     """The stored image, with its media type (404 once retention removed the pixels)."""
     with store.transaction() as s:

@@ -8,12 +8,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from service.api.errors import error_responses
 from service.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["data"])
 
 
-@router.post("/v1/frames/{frame_id}/flag", status_code=202, summary="Flag a recent frame")
+@router.post(
+    "/v1/frames/{frame_id}/flag", status_code=202, summary="Flag a recent frame",
+    responses=error_responses(400, 404),
+)  # fmt: skip
 async def flag_frame(frame_id: str, request: Request) -> dict[str, Any]:
     """Queue the frame for capture by every ``flagged`` sampler that covers it."""
     capture = getattr(request.app.state, "capture", None)

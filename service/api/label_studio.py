@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request
 
 from service.api.data import StoreDep
+from service.api.errors import error_responses
 from service.config import Settings
 from service.errors import InvalidInput, Unauthorized
 from service.store import webhook
@@ -27,7 +28,10 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-@router.post("/v1/integrations/label-studio", summary="Label Studio webhook")
+@router.post(
+    "/v1/integrations/label-studio", summary="Label Studio webhook",
+    responses=error_responses(400, 401, 404, 409),
+)  # fmt: skip
 def label_studio_webhook(
     request: Request,
     store: StoreDep,

@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 
 SQLITE_FILE = "lineinspect.db"
+#: The bound of every id, offset and count a request carries (a larger one is a 422, not
+#: a database overflow): the largest integer a JSON double holds exactly, so clients and
+#: schema validators compare it exactly too, and well inside SQLite's and PostgreSQL's
+#: 64-bit integers.
+MAX_INT = 2**53 - 1
 
 
 def database_url(data_root: Path, url: str | None) -> str:
