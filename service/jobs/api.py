@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import Ctx
-from service.api.errors import ErrorBody
+from service.api.errors import error_responses
 from service.jobs import command
 from service.jobs.repository import JobRepository, repository
 from service.jobs.schema import Job, JobKind, JobState
 from service.jobs.spec import JobRequest, resolve_request
+from service.store.db import MAX_INT
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -75,14 +77,17 @@ def get_repo(request: Request, ctx: Ctx) -> JobRepository:
 
 
 Repo = Annotated[JobRepository, Depends(get_repo)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+JobId = Annotated[int, PathParam(ge=1, le=MAX_INT)]
 
 
 @router.post(
     "",
     response_model=JobOut,
     status_code=201,
-    responses={200: {"model": JobOut, "description": "the same job, already asked"}},
+    responses={
+        200: {"model": JobOut, "description": "the same job, already asked"},
+        **error_responses(400, 404),  # a kind not runnable here; no such parent job
+    },
 )
 def submit_job(
     body: JobRequest, repo: Repo, response: Response,
@@ -102,9 +107,9 @@ def list_jobs(
     repo: Repo,
     state: Annotated[list[JobState] | None, Query()] = None,
     kind: Annotated[list[JobKind] | None, Query()] = None,
-    parent_id: int | None = None,
+    parent_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> JobPage:
     """Jobs newest first; filter by state and kind (repeatable) or parent."""
     jobs, total = repo.list(
@@ -114,24 +119,22 @@ def list_jobs(
                    offset=offset)  # fmt: skip
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
-def show_job(job_id: int, repo: Repo) -> JobOut:
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))
+def show_job(job_id: JobId, repo: Repo) -> JobOut:
     """One job with its progress and result."""
     return JobOut.model_validate(repo.get(job_id))
 
 
-@router.delete(
-    "/{job_id}", response_model=JobOut, responses={**NOT_FOUND, 409: {"model": ErrorBody}}
-)
-def cancel_job(job_id: int, repo: Repo) -> JobOut:
+@router.delete("/{job_id}", response_model=JobOut, responses=error_responses(404, 409))
+def cancel_job(job_id: JobId, repo: Repo) -> JobOut:
     """Cancel a queued or running job; a running one stops within seconds and keeps its
     checkpoint. 409 when it has already finished."""
     return JobOut.model_validate(repo.cancel(job_id))
 
 
-@router.get("/{job_id}/log", response_class=PlainTextResponse, responses=NOT_FOUND)
+@router.get("/{job_id}/log", response_class=PlainTextResponse, responses=error_responses(404))
 def job_log(
-    job_id: int, repo: Repo, max_bytes: Annotated[int, Query(ge=1, le=2**20)] = 16384
+    job_id: JobId, repo: Repo, max_bytes: Annotated[int, Query(ge=1, le=2**20)] = 16384
 ) -> str:
     """The tail of the job's log: the run directory's file when this host can read it,
     else the tail stored when the job ended."""

@@ -80,8 +80,8 @@ def jobs_submit(
                          snapshot=snapshot, parent_id=parent_id)  # fmt: skip
     except ValidationError as exc:
         raise click.ClickException("; ".join(e["msg"] for e in exc.errors())) from exc
-    snap, base = resolve_request(req, Registry(s.registry_root))
     try:
+        snap, base = resolve_request(req, Registry(s.registry_root))
         job, created = _repo(s).submit(req, snap, base)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc

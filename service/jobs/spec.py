@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, JsonValue, field_validator
 
-from service.errors import LineInspectError
+from service.errors import InvalidInput, LineInspectError
 from service.jobs.schema import JobKind
 from service.registry import Registry, parse_ref
+from service.store.db import MAX_INT
 
 #: Options of the training CLI the worker sets itself (run directory, resume, threads).
 RESERVED = frozenset({"out", "resume", "threads", "json_out"})
@@ -35,6 +36,10 @@ RUNNABLE = frozenset(REQUIRED)
 FILE_PIN = "file:"
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 Scalar = str | int | float | bool
+#: The parameter names a request may use, as its schema states them.
+_PARAM_NAMES: dict[str, JsonValue] = {
+    "pattern": _PARAM.pattern, "not": {"enum": [*sorted(RESERVED)]}
+}
 
 
 class JobRequest(BaseModel):
@@ -43,10 +48,12 @@ class JobRequest(BaseModel):
     ``-`` (``--init-from`` → ``init_from``, ``--mosaic`` → ``mosaic``); ``true`` adds a
     flag, ``false`` leaves it out, a list repeats the option."""
 
-    kind: JobKind = Field(examples=["train"])
+    kind: JobKind = Field(examples=["train"], description="Runnable: train, distil, evaluate.")
     params: dict[str, Scalar | list[Scalar]] = Field(
         default_factory=dict,
         examples=[{"data": "/data/neu-det/data.yaml", "arch": "s-model", "epochs": 30}],
+        description="train and distil need 'data' (distil also 'teacher'), evaluate 'ckpt'.",
+        json_schema_extra={"propertyNames": _PARAM_NAMES},
     )
     snapshot: str | None = Field(
         None, max_length=128, description="Fingerprint of the data snapshot; default: "
@@ -55,21 +62,14 @@ class JobRequest(BaseModel):
     base_refs: dict[str, str] = Field(
         default_factory=dict, description="Pinned base models; default: from the parameters."
     )
-    parent_id: int | None = Field(None, ge=1, description="The pipeline job this step is of.")
-
-    @field_validator("kind")
-    @classmethod
-    def _runnable(cls, v: JobKind) -> JobKind:
-        if v not in RUNNABLE:
-            raise ValueError(
-                f"'{v}' jobs are not available yet (runnable: train, distil, evaluate)"
-            )
-        return v
+    parent_id: int | None = Field(
+        None, ge=1, le=MAX_INT, description="The pipeline job this step is of."
+    )
 
     @field_validator("params")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        bad = sorted(k for k in v if not _PARAM.match(k))
+        bad = sorted(k for k in v if not _PARAM.fullmatch(k))
         if bad:
             raise ValueError(f"parameter names must be snake_case option names: {bad}")
         reserved = sorted(RESERVED & set(v))
@@ -77,12 +77,17 @@ class JobRequest(BaseModel):
             raise ValueError(f"set by the worker, not by a job: {reserved}")
         return v
 
-    @model_validator(mode="after")
-    def _required(self) -> JobRequest:
-        missing = [p for p in REQUIRED[self.kind] if p not in self.params]
-        if missing:
-            raise ValueError(f"{self.kind} jobs need the parameters {missing}")
-        return self
+
+def check_runnable(req: JobRequest) -> None:
+    """What the request's schema does not say: its kind runs here and it has the
+    parameters the kind needs; :class:`InvalidInput` otherwise (a 400)."""
+    if req.kind not in RUNNABLE:
+        raise InvalidInput(
+            f"'{req.kind}' jobs are not available yet (runnable: train, distil, evaluate)"
+        )
+    missing = [p for p in REQUIRED[req.kind] if p not in req.params]
+    if missing:
+        raise InvalidInput(f"{req.kind} jobs need the parameters {missing}")
 
 
 def idempotency_key(
@@ -145,7 +150,9 @@ def data_fingerprint(data_yaml: str | Path) -> str | None:
 def resolve_request(
     req: JobRequest, registry: Registry | None
 ) -> tuple[str | None, dict[str, str]]:
-    """The snapshot fingerprint and base refs a request stands for (its own, if given)."""
+    """The snapshot fingerprint and base refs a request stands for (its own, if given),
+    once :func:`check_runnable` passes."""
+    check_runnable(req)
     snapshot = req.snapshot
     if snapshot is None and isinstance(req.params.get("data"), str):
         snapshot = data_fingerprint(str(req.params["data"]))

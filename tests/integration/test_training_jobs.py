@@ -226,7 +226,7 @@ def test_rest_refuses_bad_jobs_and_unknown_ids(api: str, data: Path) -> None:
     bad = HTTP.post(f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d", "out": "x"}})
     assert bad.status_code == 422 and "set by the worker" in bad.json()["message"]
     later = HTTP.post(f"{api}/v1/jobs", json={"kind": "pipeline"})
-    assert later.status_code == 422 and "not available yet" in later.json()["message"]
+    assert later.status_code == 400 and "not available yet" in later.json()["message"]
     orphan = HTTP.post(f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d"},
                                                "parent_id": 999})  # fmt: skip
     assert orphan.status_code == 404

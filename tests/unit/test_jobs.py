@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import command
 from service.jobs.repository import JobRepository
 from service.jobs.schema import JobState
-from service.jobs.spec import JobRequest, data_fingerprint, idempotency_key, pin_base_refs
+from service.jobs.spec import (
+    JobRequest,
+    check_runnable,
+    data_fingerprint,
+    idempotency_key,
+    pin_base_refs,
+)
 from service.registry import Registry
 from service.store.db import make_engine
 from service.store.migrate import upgrade
@@ -50,12 +56,16 @@ def test_idempotency_key_is_canonical_and_covers_every_input() -> None:
 def test_requests_are_validated() -> None:
     with pytest.raises(ValidationError, match="set by the worker"):
         JobRequest(kind="train", params={**PARAMS, "out": "/x"})
-    with pytest.raises(ValidationError, match="not available yet"):
-        JobRequest(kind="pipeline")
-    with pytest.raises(ValidationError, match="teacher"):
-        JobRequest(kind="distil", params={"data": "/d.yaml"})
     with pytest.raises(ValidationError, match="snake_case"):
         JobRequest(kind="train", params={**PARAMS, "Bad-Name": 1})
+    with pytest.raises(ValidationError, match="snake_case"):
+        JobRequest(kind="train", params={**PARAMS, "epochs\n": 1})
+    # what the schema does not say is a 400 (InvalidInput), checked before resolving
+    with pytest.raises(InvalidInput, match="not available yet"):
+        check_runnable(JobRequest(kind="pipeline"))
+    with pytest.raises(InvalidInput, match="teacher"):
+        check_runnable(JobRequest(kind="distil", params={"data": "/d.yaml"}))
+    check_runnable(JobRequest(kind="train", params=PARAMS))
 
 
 def test_base_refs_pin_registry_versions_and_files(tiny_registry: Registry, tmp_path: Path) -> None:
