@@ -32,8 +32,8 @@ schemathesis.serializer.alias(
 )
 
 
-def make_app(registry_root: Path) -> FastAPI:
-    return create_app(settings_for(registry_root), extra_routers=(kserve.install,))
+def make_app(registry_root: Path, **settings: Any) -> FastAPI:
+    return create_app(settings_for(registry_root, **settings), extra_routers=(kserve.install,))
 
 
 # Every check, as configured by default, with two additions to what schema-valid data
@@ -63,9 +63,14 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     reg = Registry(tmp / "registry")
     reg.root.mkdir()
     reg.register(write_artefact(tmp / "a1"), "tiny", alias="production")
-    with serve_app(make_app(reg.root)) as url:
+    # The store, samples and submitted jobs live in this module's temp dir; no trainer
+    # runs (the app has no embedded trainer and trainer=off), so no job ever starts.
+    app = make_app(reg.root, data_root=tmp / "data", trainer="off")
+    with serve_app(app) as url:
         assert HTTP.get(url + "/openapi.json").json() == APP_SCHEMA
         yield url
+        running = HTTP.get(url + "/v1/jobs", params={"state": "running"}).json()
+        assert running["total"] == 0
 
 
 @schema.parametrize()
