@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 log = logging.getLogger(__name__)
+# LIDD-Net variants (models/detectors/lidd.py; listed here so that --help imports no torch)
+LIDD_ARCHS = ["lidd-net", "lidd-base", "lidd-latm", "lidd-cisb", "lidd-tiny"]
 
 
 def _logging() -> None:
@@ -23,7 +25,12 @@ def _logging() -> None:
 @click.option(
     "--data", required=True, type=click.Path(exists=True, dir_okay=False), help="data.yaml"
 )
-@click.option("--arch", type=click.Choice(["t-model", "s-model", "tiny"]), default="s-model")
+@click.option(
+    "--arch",
+    type=click.Choice(["t-model", "s-model", "tiny", *LIDD_ARCHS]),
+    default="s-model",
+    help="lidd-*: LIDD-Net and its ablation rows (docs/models.md; GFL head, --head ignored)",
+)
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--imgsz", type=int, default=224, show_default=True)
 @click.option("--batch", type=int, default=16, show_default=True)

@@ -17,7 +17,9 @@ from torch import nn
 from tqdm import tqdm
 
 from models.detectors import Detector, build_detector, count_params
+from models.detectors.lidd import LIDDNet, is_lidd
 from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
+from models.losses.gfl import GFLLoss
 from models.processing import DEFAULT_IOU_THRESHOLD
 from models.train import data_bridge
 from models.train.checkpoint import (
@@ -114,10 +116,13 @@ class Trainer:
             self.model = self._build_model(None)
         self.model.to(self.device)
         self.spec = self.model.spec(self.class_names, opts.imgsz)
-        self.criterion = DetectionLoss(
+        self.criterion: Any = DetectionLoss(
             self.model.strides, len(self.class_names), opts.head, self.model.anchors
         )
         self.loss_names: tuple[str, ...] = LOSS_NAMES
+        if isinstance(self.model, LIDDNet):  # GFL heads: their own loss and assignment
+            self.criterion = GFLLoss.for_model(self.model)
+            self.loss_names = GFLLoss.names
         self.extra = nn.ModuleList(self.build_extra())  # hook: e.g. the distiller's adapters
         self.optimizer = torch.optim.AdamW(
             param_groups(nn.ModuleList([self.model, self.extra]), opts.weight_decay),
@@ -168,7 +173,7 @@ class Trainer:
         if resume_ck is not None:
             a = resume_ck["model_args"]
             return build_detector(a["cfg"], a["num_classes"], a["head"], a["anchors"])
-        anchors = self.new_anchors() if o.head == "anchor_based" else None
+        anchors = self.new_anchors() if o.head == "anchor_based" and not is_lidd(o.arch) else None
         return build_detector(o.arch, len(self.class_names), o.head, anchors)
 
     def new_anchors(self) -> list[list[list[float]]]:
