@@ -69,6 +69,9 @@ def test_lidd_overfit_resume_export(tmp_path: Path) -> None:
     assert abs(card["metrics"]["map50"] - best["map50"]) < 0.02, (card["metrics"], best)
 
     out = tmp_path / "val.json"
+    res = CliRunner().invoke(val, [str(tmp_path / "ck.pt"), "--no-onnx", "--json-out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["params"] == card["params"]  # as deployed
     onnx_path = tmp_path / "x" / "model.onnx"
     res = CliRunner().invoke(
         val, [str(onnx_path), "--data", str(data), "--no-onnx", "--json-out", str(out)]
