@@ -29,7 +29,8 @@ def _logging() -> None:
     "--arch",
     type=click.Choice(["t-model", "s-model", "tiny", *LIDD_ARCHS]),
     default="s-model",
-    help="lidd-*: LIDD-Net and its ablation rows (docs/models.md; GFL head, --head ignored)",
+    help="lidd-*: LIDD-Net and its ablation rows (docs/models.md; a GFL head served as "
+    "anchor_free: pass --head anchor_free)",
 )
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--imgsz", type=int, default=224, show_default=True)
