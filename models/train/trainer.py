@@ -116,13 +116,15 @@ class Trainer:
             self.model = self._build_model(None)
         self.model.to(self.device)
         self.spec = self.model.spec(self.class_names, opts.imgsz)
-        self.criterion: Any = DetectionLoss(
-            self.model.strides, len(self.class_names), opts.head, self.model.anchors
-        )
-        self.loss_names: tuple[str, ...] = LOSS_NAMES
+        self.criterion: Any
+        self.loss_names: tuple[str, ...]
         if isinstance(self.model, LIDDNet):  # GFL heads: their own loss and assignment
-            self.criterion = GFLLoss.for_model(self.model)
-            self.loss_names = GFLLoss.names
+            self.criterion, self.loss_names = GFLLoss.for_model(self.model), GFLLoss.names
+        else:
+            self.criterion = DetectionLoss(
+                self.model.strides, len(self.class_names), opts.head, self.model.anchors
+            )
+            self.loss_names = LOSS_NAMES
         self.extra = nn.ModuleList(self.build_extra())  # hook: e.g. the distiller's adapters
         self.optimizer = torch.optim.AdamW(
             param_groups(nn.ModuleList([self.model, self.extra]), opts.weight_decay),
