@@ -242,7 +242,7 @@ def export_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec.from_json(ckpt["spec"])
     deployed = deployed_model(model)
-    onnx_path = export_onnx(deployed, spec, out / "model.onnx", opset)
+    onnx_path = export_onnx(deployed, spec, out / "model.onnx", opset)  # type: ignore[arg-type]
     images = list(parity_images or []) + synthetic_images()
     parity = check_parity(model, spec, onnx_path, images)  # training graph vs exported
     arch = ckpt["opts"]["arch"]

@@ -42,16 +42,16 @@ class CSEB(nn.Module):
         _, c2, c3 = self.splits
         if c2 < 2 or c % 2:
             raise ValueError(f"CSE-B needs an even channel count >= 8, got {c}")
-        self.half = c2 // 2
+        self.mid = c2 // 2
         self.pw = Conv(c2, c2, 1)
         self.dw = Conv(c2, c2, 3, g=c2, act=False)
         self.simam = SimAM()
-        self.enhance = DOConvBN(c2 - self.half + c3, c2, 3)
+        self.enhance = DOConvBN(c2 - self.mid + c3, c2, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2, x3 = x.split(self.splits, 1)
         y = self.dw(self.pw(x2))
-        e = self.enhance(self.simam(torch.cat((y[:, self.half :], x3), 1)))
+        e = self.enhance(self.simam(torch.cat((y[:, self.mid :], x3), 1)))
         return channel_shuffle(torch.cat((x1, y, y + e), 1))
 
 
