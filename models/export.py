@@ -244,9 +244,10 @@ def export_checkpoint(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec.from_json(ckpt["spec"])
-    onnx_path = export_onnx(model, spec, out / "model.onnx", opset)
+    deployed = deployed_model(model)
+    onnx_path = export_onnx(deployed, spec, out / "model.onnx", opset)  # type: ignore[arg-type]
     images = list(parity_images or []) + synthetic_images()
-    parity = check_parity(model, spec, onnx_path, images)
+    parity = check_parity(model, spec, onnx_path, images)  # training graph vs exported
     arch = ckpt["opts"]["arch"]
     if metrics is None:
         metrics = ckpt.get("best_metrics") or ckpt.get("metrics") or {}
@@ -265,8 +266,8 @@ def export_checkpoint(
         "recommended_score_threshold": score_threshold
         if score_threshold is not None
         else (metrics.get("best_f1") or {}).get("score_thr"),
-        "params": count_params(model),
-        "gflops": round(gflops(model, spec.imgsz), 4),
+        "params": count_params(deployed),  # as deployed (folded, no training-only heads)
+        "gflops": round(gflops(deployed, spec.imgsz), 4),
         "onnx_sha256": sha256_file(onnx_path),
         "opset": opset,
         "parity": parity,
@@ -278,7 +279,15 @@ def export_checkpoint(
     return card
 
 
+def deployed_model(model: nn.Module) -> nn.Module:
+    """What is exported: ``model.deploy()`` for re-parameterised detectors (LIDD-Net:
+    DO-Conv, RepGhost branches and conv+BN folded, training-only heads dropped), else
+    ``model`` itself."""
+    fn = getattr(model, "deploy", None)
+    return fn() if callable(fn) else model
+
+
 def temp_onnx(model: Detector, spec: ModelSpec) -> Path:
     """Export to a temporary file (for throughput measurements)."""
     d = Path(tempfile.mkdtemp(prefix="lineinspect-onnx-"))
-    return export_onnx(model, spec, d / "model.onnx")
+    return export_onnx(deployed_model(model), spec, d / "model.onnx")  # type: ignore[arg-type]

@@ -82,7 +82,12 @@ def build_detector(
     head: str = "anchor_free",
     anchors: Anchors | None = None,
 ) -> Detector:
-    """Build a detector from a variant name, a config or a config dict."""
+    """Build a detector from a variant name, a config or a config dict (a LIDD-Net for
+    its variants and configs: models/detectors/lidd.py; it ignores ``head``/``anchors``)."""
+    from models.detectors.lidd import build_lidd, is_lidd
+
+    if is_lidd(arch):
+        return build_lidd(arch, num_classes)  # type: ignore[return-value,arg-type]
     if isinstance(arch, str):
         cfg = get_config(arch)
     elif isinstance(arch, dict):

@@ -30,12 +30,23 @@ def _cli(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     return dataclasses.field(default=default, metadata={"cli": Cli(**kw)})
 
 
+#: LIDD-Net and its ablation variants (models/detectors/lidd.py), named here so that
+#: ``--help`` imports no torch.
+LIDD_ARCHS = ("lidd-net", "lidd-base", "lidd-latm", "lidd-cisb", "lidd-tiny")
+
+
 @dataclass
 class TrainOptions:
     """All knobs of one training run; stored in every checkpoint."""
 
     data: str = _cli(required=True, file=True, help="data.yaml", show_default=False)
-    arch: str = _cli("s-model", choices=("t-model", "s-model", "tiny"), show_default=False)
+    arch: str = _cli(
+        "s-model",
+        choices=("t-model", "s-model", "tiny", *LIDD_ARCHS),
+        show_default=False,
+        help="lidd-*: LIDD-Net and its ablation rows (docs/models.md; a GFL head served as "
+        "anchor_free: pass --head anchor_free)",
+    )
     epochs: int = _cli(100)
     imgsz: int = _cli(224)
     batch: int = _cli(16)

@@ -20,8 +20,10 @@ from tqdm import tqdm
 from models.anchors import sample_anchors
 from models.data import DetectionDataset, Sample, build_loader, fingerprint, load_splits
 from models.detectors import Detector, build_detector, count_params
+from models.detectors.lidd import LIDDNet, is_lidd
 from models.evaluate import evaluation_report, load_eval_images
 from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
+from models.losses.gfl import GFLLoss
 from models.processing import DEFAULT_IOU_THRESHOLD
 from models.registry import BUNDLED_ROOT
 from models.train.checkpoint import (
@@ -122,10 +124,15 @@ class Trainer:
             self.model = self._build_model(None)
         self.model.to(self.device)
         self.spec = self.model.spec(self.class_names, opts.imgsz)
-        self.criterion = DetectionLoss(
-            self.model.strides, len(self.class_names), opts.head, self.model.anchors
-        )
-        self.loss_names: tuple[str, ...] = LOSS_NAMES
+        self.criterion: Any
+        self.loss_names: tuple[str, ...]
+        if isinstance(self.model, LIDDNet):  # GFL heads: their own loss and assignment
+            self.criterion, self.loss_names = GFLLoss.for_model(self.model), GFLLoss.names
+        else:
+            self.criterion = DetectionLoss(
+                self.model.strides, len(self.class_names), opts.head, self.model.anchors
+            )
+            self.loss_names = LOSS_NAMES
         self.extra = nn.ModuleList(self.build_extra())  # hook: e.g. the distiller's adapters
         self.optimizer = torch.optim.AdamW(
             param_groups(nn.ModuleList([self.model, self.extra]), opts.weight_decay),
@@ -176,7 +183,7 @@ class Trainer:
         o = self.opts
         if resume_ck is not None:
             return build_from_checkpoint(resume_ck)  # its own (possibly pruned) structure
-        anchors = self.new_anchors() if o.head == "anchor_based" else None
+        anchors = self.new_anchors() if o.head == "anchor_based" and not is_lidd(o.arch) else None
         return build_detector(o.arch, len(self.class_names), o.head, anchors)
 
     def new_anchors(self) -> list[list[list[float]]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -22,7 +21,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_committed_stubs_are_up_to_date(tmp_path: Path) -> None:
-    pytest.importorskip("grpc_tools")
+    import grpc_tools  # noqa: F401  (dev extra; a missing one fails here)
+
     codegen.generate(tmp_path)
     fresh, committed = _files(tmp_path), _files(codegen.GENERATED)
     stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
@@ -46,7 +46,8 @@ def _assert_compatible(mine: Descriptor, theirs: Descriptor) -> None:
 
 
 def test_kserve_proto_matches_tritonclient_field_for_field() -> None:
-    triton = pytest.importorskip("tritonclient.grpc.service_pb2")
+    from tritonclient.grpc import service_pb2 as triton
+
     for name, msg in ours.DESCRIPTOR.message_types_by_name.items():
         theirs = triton.DESCRIPTOR.message_types_by_name.get(name)
         if theirs is None:  # ModelConfig & co. live in tritonclient's model_config.proto
@@ -67,7 +68,8 @@ def test_kserve_proto_matches_tritonclient_field_for_field() -> None:
 def test_stubs_use_private_pools_so_they_coexist_with_other_v2_stubs() -> None:
     default = descriptor_pool.Default()
     assert ours.DESCRIPTOR.pool is not default and inspection_pb2.DESCRIPTOR.pool is not default
-    pytest.importorskip("tritonclient.grpc")  # registers inference.* in the default pool
+    import tritonclient.grpc  # noqa: F401  (registers inference.* in the default pool)
+
     assert ours.ModelInferRequest(model_name="m").model_name == "m"
 
 
