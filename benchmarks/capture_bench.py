@@ -72,8 +72,11 @@ def main() -> None:
     print(f"\ncapture on / off: {on / off:.3f}")
     cost = offer_cost_us(args.registry, args.model, image)
     print(f"Capture.offer on the loop: {cost:.1f} us per frame (random 5 % + near_threshold)")
-    print(json.dumps({"rps": rps, "p99_ms": p99, "ratio": on / off, "captures": offered,
-                      "offer_us": cost}))  # fmt: skip
+    print(
+        json.dumps(
+            {"rps": rps, "p99_ms": p99, "ratio": on / off, "captures": offered, "offer_us": cost}
+        )
+    )
 
 
 def _capture_counts(url: str) -> dict[str, float]:
@@ -101,18 +104,21 @@ def offer_cost_us(registry: Path, model: str, image: bytes, n: int = 20000) -> f
 
     settings = load_settings(
         None, registry_root=registry, data_root=Path(tempfile.mkdtemp()), capture_samplers=ON
-    )  # fmt: skip
+    )
     reg = Registry(registry)
     mv = reg.resolve(parse_ref(model))
     card_thr = float(mv.card.get("recommended_score_threshold", 0.25))
     record = DetectionRecord(
-        frame_id="f", line="L1", model=ModelInfo(name=mv.name, version=mv.version, role=mv.role),
-        verdict="fail", timing_ms=Timing(queue=0, inference=0, total=0),
+        frame_id="f",
+        line="L1",
+        model=ModelInfo(name=mv.name, version=mv.version, role=mv.role),
+        verdict="fail",
+        timing_ms=Timing(queue=0, inference=0, total=0),
         detections=[  # one near the threshold: every frame is kept and queued (worst case)
             {"box": [1, 2, 30, 40], "score": card_thr + 0.2, "label": "crazing"},
             {"box": [5, 2, 60, 40], "score": card_thr + 0.01, "label": "patches"},
         ],
-    )  # fmt: skip
+    )
     store = Store(settings.data_root)
     capture = Capture(settings, store, Metrics(), reg)  # writer not started: queue fills
     frame = Frame(image, time.time() + 60)

@@ -39,12 +39,27 @@ def measure_pinned(
     cpus: set[int], registry: Path, ref: str, image: bytes, batch: int, seconds: float
 ) -> dict[str, float]:
     """:func:`measure` in a child process restricted to ``cpus`` (the image on its stdin)."""
-    cmd = [sys.executable, "-m", "benchmarks.raw_ref", "--registry", str(registry),
-           "--model", ref, "--batch", str(batch), "--seconds", str(seconds)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.raw_ref",
+        "--registry",
+        str(registry),
+        "--model",
+        ref,
+        "--batch",
+        str(batch),
+        "--seconds",
+        str(seconds),
+    ]
     out = subprocess.run(
-        cmd, cwd=REPO, check=True, input=image, capture_output=True,
+        cmd,
+        cwd=REPO,
+        check=True,
+        input=image,
+        capture_output=True,
         preexec_fn=lambda: os.sched_setaffinity(0, cpus),
-    )  # fmt: skip
+    )
     result: dict[str, float] = json.loads(out.stdout.decode().strip().splitlines()[-1])
     return result
 

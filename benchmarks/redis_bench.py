@@ -92,9 +92,12 @@ def cpu_meter(pids: Sequence[int] = (), redis: RedisServer | None = None) -> Cal
 
 
 async def closed_loop(
-    inspect: Inspect, image: bytes, concurrency: int, seconds: float,
+    inspect: Inspect,
+    image: bytes,
+    concurrency: int,
+    seconds: float,
     cpu: Callable[[], float] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """``concurrency`` clients, each sending the next frame when the last is answered."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -243,8 +246,12 @@ def main() -> None:
         "warmup_runs": 2,
         "log_level": "WARNING",
     }
-    report: dict[str, Any] = {"model": what, "image": f"{image_name} ({len(image)} bytes)",
-                              "cores": cores, "rounds": []}  # fmt: skip
+    report: dict[str, Any] = {
+        "model": what,
+        "image": f"{image_name} ({len(image)} bytes)",
+        "cores": cores,
+        "rounds": [],
+    }
     with tempfile.TemporaryDirectory(prefix="redis-bench-") as tmp:
         redis = RedisServer(Path(tmp) / "redis")
         redis.start()
@@ -285,13 +292,17 @@ def print_table(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"max_batch {args.max_batch}, max_delay_ms {args.max_delay_ms}, concurrency "
         f"{args.concurrency}, {args.seconds:.0f} s per path, median of {len(rounds)} rounds\n"
     )
-    print("| path | frames/s (each round) | vs raw ORT | CPU ms/frame | p50 ms | p99 ms "
-          "| mean batch | errors |")  # fmt: skip
+    print(
+        "| path | frames/s (each round) | vs raw ORT | CPU ms/frame | p50 ms | p99 ms "
+        "| mean batch | errors |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     raw_cpu = med("raw_ort", "cpu_ms_per_frame")
     each = ", ".join(f"{r['raw_ort']['images_per_s']:.0f}" for r in rounds)
-    print(f"| raw ORT, batch {args.max_batch} | {raw:.1f} ({each}) | 1.00 | {raw_cpu:.2f} "
-          f"| | | {args.max_batch} | |")  # fmt: skip
+    print(
+        f"| raw ORT, batch {args.max_batch} | {raw:.1f} ({each}) | 1.00 | {raw_cpu:.2f} "
+        f"| | | {args.max_batch} | |"
+    )
     paths = [("inprocess", "in-process (Inspector + batcher)")] + [
         (f"redis_{n}_workers", f"Redis, {n} worker{'s' if n > 1 else ''}") for n in args.workers
     ]
@@ -301,8 +312,10 @@ def print_table(report: dict[str, Any], args: argparse.Namespace) -> None:
         batch = ", ".join(str(b) for b in rounds[-1][key].get("mean_batch", [])) or "-"
         errors = sum(sum(r[key]["errors"].values()) for r in rounds)
         p50, p99 = med(key, "p50_ms"), med(key, "p99_ms")
-        print(f"| {name} | {fps:.1f} ({each}) | {fps / raw:.2f} | {cpu:.2f} "
-              f"| {p50:.0f} | {p99:.0f} | {batch} | {errors} |")  # fmt: skip
+        print(
+            f"| {name} | {fps:.1f} ({each}) | {fps / raw:.2f} | {cpu:.2f} "
+            f"| {p50:.0f} | {p99:.0f} | {batch} | {errors} |"
+        )
     p = report["redis_plumbing"]
     print(
         f"\nRedis plumbing only (enqueue + XREADGROUP + deliver scripts, no model): "

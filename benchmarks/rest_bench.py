@@ -47,9 +47,11 @@ def run_wrk(url: str, body: Path, connections: int, seconds: float) -> dict[str,
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
-        "p50_ms": _ms(pct["50"]), "p90_ms": _ms(pct["90"]), "p99_ms": _ms(pct["99"]),
+        "p50_ms": _ms(pct["50"]),
+        "p90_ms": _ms(pct["90"]),
+        "p99_ms": _ms(pct["99"]),
         "non_2xx": int(bad[1]) if bad else 0,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -82,8 +84,14 @@ def main() -> None:
         for c in args.concurrency:
             results[c] = run_wrk(url, body, c, args.seconds)
     budget = 3 * raw["batch_ms_median"] + args.max_delay_ms
-    report = {"model": args.model, "image": name, "raw_batch": raw, "raw_batch1": raw1,
-              "served": results, "p99_budget_ms": budget}  # fmt: skip
+    report = {
+        "model": args.model,
+        "image": name,
+        "raw_batch": raw,
+        "raw_batch1": raw1,
+        "served": results,
+        "p99_budget_ms": budget,
+    }
     lines = [
         f"model `{args.model}`, image `{name}`, max_batch {args.max_batch}, "
         f"max_delay_ms {args.max_delay_ms}",

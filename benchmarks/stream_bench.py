@@ -87,9 +87,17 @@ def registry_for(args: argparse.Namespace) -> tuple[Path, str, str]:
 
         spec = build_tiny_detector(art / "model.onnx", imgsz=224, strides=(8, 16, 32), extra_cost=8)
         what = "synthetic stand-in (tests/support/tiny_onnx, 224 px, extra_cost=8)"
-    card = {"role": "student", "architecture": "bench", "class_names": list(spec.class_names),
-            "input_size": spec.imgsz, "data_fingerprint": "bench", "parent": None, "metrics": {},
-            "params": 0, "gflops": 0.0}  # fmt: skip
+    card = {
+        "role": "student",
+        "architecture": "bench",
+        "class_names": list(spec.class_names),
+        "input_size": spec.imgsz,
+        "data_fingerprint": "bench",
+        "parent": None,
+        "metrics": {},
+        "params": 0,
+        "gflops": 0.0,
+    }
     (art / "card.json").write_text(json.dumps(card))
     reg = Registry(tmp / "registry")
     reg.root.mkdir()
@@ -148,9 +156,14 @@ def camera_request(image: bytes, encoding: str) -> pb.InspectRequest:
 
 
 async def camera(
-    channel: grpc.aio.Channel, cam: str, request: pb.InspectRequest, window: int | None,
-    t_start: float, t_end: float, out: dict[str, Any],
-) -> None:  # fmt: skip
+    channel: grpc.aio.Channel,
+    cam: str,
+    request: pb.InspectRequest,
+    window: int | None,
+    t_start: float,
+    t_end: float,
+    out: dict[str, Any],
+) -> None:
     """One camera stream; counts answers that arrive inside [t_start, t_end]."""
     room = asyncio.Semaphore(window or 1)
     sent: dict[str, float] = {}
@@ -160,8 +173,9 @@ async def camera(
     raw = header.SerializeToString()
     call = channel.stream_stream(  # requests go out as they are: already serialised
         "/lineinspect.v1.InspectionService/StreamInspect",
-        request_serializer=None, response_deserializer=pb.InspectResponse.FromString,
-    )  # fmt: skip
+        request_serializer=None,
+        response_deserializer=pb.InspectResponse.FromString,
+    )
 
     async def frames() -> AsyncIterator[bytes]:
         i = 0
@@ -272,18 +286,22 @@ def main() -> None:
     ap.add_argument("--intra-op-threads", type=int, default=0)
     ap.add_argument("--inference-threads", type=int, help="server inference_threads")
     ap.add_argument(
-        "--server-cpus", type=cpu_list,
+        "--server-cpus",
+        type=cpu_list,
         help="pin the server and the raw references to these cores (e.g. 1 or 2-7) and the "
         "camera clients to the others: cameras are other machines in production",
-    )  # fmt: skip
+    )
     ap.add_argument(
         "--image", type=Path, help="JPEG to send (default: a NEU-DET image or synthetic)"
     )
     ap.add_argument(
-        "--encoding", nargs="+", choices=("jpeg", "mono8", "rgb8"), default=["jpeg"],
+        "--encoding",
+        nargs="+",
+        choices=("jpeg", "mono8", "rgb8"),
+        default=["jpeg"],
         help="send the JPEG, or its pixels as raw camera frames (Mono8 / RGB8); several "
         "alternate within each round, against the same raw reference",
-    )  # fmt: skip
+    )
     args = ap.parse_args()
 
     registry, ref, what = registry_for(args)
@@ -296,11 +314,15 @@ def main() -> None:
     else:
         session = load_session(registry, ref, args.intra_op_threads)
     settings = {
-        "max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms,
-        "grpc_stream_in_flight": args.in_flight, "grpc_stream_buffer": max(64, args.in_flight),
-        "intra_op_threads": args.intra_op_threads, "log_level": "WARNING",
-        "default_deadline_ms": 60000, "providers": '["CPUExecutionProvider"]',
-    }  # fmt: skip
+        "max_batch": args.max_batch,
+        "max_delay_ms": args.max_delay_ms,
+        "grpc_stream_in_flight": args.in_flight,
+        "grpc_stream_buffer": max(64, args.in_flight),
+        "intra_op_threads": args.intra_op_threads,
+        "log_level": "WARNING",
+        "default_deadline_ms": 60000,
+        "providers": '["CPUExecutionProvider"]',
+    }
     if args.window_bytes:
         settings["grpc_stream_window_bytes"] = args.window_bytes
     if args.inference_threads:
@@ -340,24 +362,39 @@ def main() -> None:
 
 
 COLUMNS = {
-    "raw_images_per_s": "raw ORT img/s", "images_per_s": "stream img/s", "ratio": "ratio",
-    "raw_images_per_cpu_s": "raw img/CPU-s", "images_per_cpu_s": "stream img/CPU-s",
-    "cpu_ratio": "CPU ratio", "par_images_per_s": "raw ORT 1-thread runs x cores img/s",
-    "best_ratio": "ratio vs best raw", "skipped_per_s": "skipped/s", "p50_ms": "p50 ms",
-    "p99_ms": "p99 ms", "mean_batch": "mean batch", "raw_cores": "raw cores",
-    "server_cores": "server cores", "client_cores": "client cores",
-}  # fmt: skip
+    "raw_images_per_s": "raw ORT img/s",
+    "images_per_s": "stream img/s",
+    "ratio": "ratio",
+    "raw_images_per_cpu_s": "raw img/CPU-s",
+    "images_per_cpu_s": "stream img/CPU-s",
+    "cpu_ratio": "CPU ratio",
+    "par_images_per_s": "raw ORT 1-thread runs x cores img/s",
+    "best_ratio": "ratio vs best raw",
+    "skipped_per_s": "skipped/s",
+    "p50_ms": "p50 ms",
+    "p99_ms": "p99 ms",
+    "mean_batch": "mean batch",
+    "raw_cores": "raw cores",
+    "server_cores": "server cores",
+    "client_cores": "client cores",
+}
 
 
 def report(rounds: list[dict[str, Any]], args: argparse.Namespace, what: str) -> None:
     """Print the rounds as a markdown table, the medians, and JSON."""
     mode = "flood" if args.flood else f"window {args.window}"
-    cores = "every core shared" if not args.server_cpus else (
-        f"server + raw ORT on cores {sorted(args.server_cpus)}, "
-        f"cameras on {sorted(os.sched_getaffinity(0))}"
-    )  # fmt: skip
-    print(f"\nmodel: {what}\n{args.cameras} cameras, {mode}; max_batch {args.max_batch}, "
-          f"max_delay {args.max_delay_ms} ms, in-flight {args.in_flight}; {cores}\n")  # fmt: skip
+    cores = (
+        "every core shared"
+        if not args.server_cpus
+        else (
+            f"server + raw ORT on cores {sorted(args.server_cpus)}, "
+            f"cameras on {sorted(os.sched_getaffinity(0))}"
+        )
+    )
+    print(
+        f"\nmodel: {what}\n{args.cameras} cameras, {mode}; max_batch {args.max_batch}, "
+        f"max_delay {args.max_delay_ms} ms, in-flight {args.in_flight}; {cores}\n"
+    )
     print("| round | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for i, r in enumerate(rounds, 1):

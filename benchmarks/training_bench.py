@@ -56,9 +56,12 @@ def main() -> None:
     body = Path(tempfile.mkdtemp()) / name
     body.write_bytes(image)
     data_root = Path(tempfile.mkdtemp(prefix="training-bench-"))
-    env = {"LINEINSPECT_TRAINER": "auto", "LINEINSPECT_DATA_ROOT": str(data_root),
-           "LINEINSPECT_TRAINER_METRICS_PORT": str(free_port()),
-           "LINEINSPECT_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        "LINEINSPECT_TRAINER": "auto",
+        "LINEINSPECT_DATA_ROOT": str(data_root),
+        "LINEINSPECT_TRAINER_METRICS_PORT": str(free_port()),
+        "LINEINSPECT_LOG_LEVEL": "WARNING",
+    }
     rounds: dict[str, dict[str, float]] = {}
     with served(BUNDLED_REGISTRY, args.model, [], env) as url:
         run_wrk(url, body, 8, 3)  # warm up
@@ -73,12 +76,17 @@ def main() -> None:
             }
         finally:
             httpx.delete(f"{url}/v1/jobs/{job['id']}")
-    lines = [f"model `{args.model}`, image `{name}`, concurrency 8, {os.cpu_count()} CPUs", "",
-             "| round | load avg (1 min) before | images/s | p50 ms | p90 ms | p99 ms | non-2xx |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"model `{args.model}`, image `{name}`, concurrency 8, {os.cpu_count()} CPUs",
+        "",
+        "| round | load avg (1 min) before | images/s | p50 ms | p90 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, r in rounds.items():
-        lines.append(f"| {label} | {r['load1']:.1f} | {r['rps']:.1f} | {r['p50_ms']:.2f} | "
-                     f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {label} | {r['load1']:.1f} | {r['rps']:.1f} | {r['p50_ms']:.2f} | "
+            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']:.0f} |"
+        )
     print("\n".join(lines))
     print(json.dumps(rounds, indent=2))
     shutil.rmtree(data_root, ignore_errors=True)

@@ -106,9 +106,11 @@ def brief(m: dict[str, Any] | None) -> dict[str, Any]:
     help="data.yaml (default: the checkpoint's, same seeded validation carve-out)",
 )
 @click.option(
-    "--val-fraction", type=float, default=None,
+    "--val-fraction",
+    type=float,
+    default=None,
     help=f"carve-out (default: ckpt's, {default('val_fraction')})",
-)  # fmt: skip
+)
 @click.option(
     "--seed", type=int, default=None, help=f"carve-out seed (default: ckpt's, {default('seed')})"
 )
@@ -117,9 +119,15 @@ def brief(m: dict[str, Any] | None) -> dict[str, Any]:
 @click.option("--no-onnx", is_flag=True, help="skip ONNX Runtime throughput")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None)
 def val(
-    ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
-    conf: float, no_onnx: bool, json_out: str | None,
-) -> None:  # fmt: skip
+    ckpt: str,
+    data: str | None,
+    val_fraction: float | None,
+    seed: int | None,
+    threads: int,
+    conf: float,
+    no_onnx: bool,
+    json_out: str | None,
+) -> None:
     """Evaluate a checkpoint (.pt) or an exported model (.onnx, e.g. a registry version's
     model.onnx; needs --data): mAP, per-class AP, P/R/F1, ORT throughput, and for
     checkpoints params and GFLOPs."""
@@ -137,9 +145,14 @@ def val(
 
 
 def _val_checkpoint(
-    ckpt: str, data: str | None, val_fraction: float | None, seed: int | None, threads: int,
-    conf: float, no_onnx: bool,
-) -> dict[str, Any]:  # fmt: skip
+    ckpt: str,
+    data: str | None,
+    val_fraction: float | None,
+    seed: int | None,
+    threads: int,
+    conf: float,
+    no_onnx: bool,
+) -> dict[str, Any]:
     import torch
 
     from models import export as ex
@@ -162,9 +175,14 @@ def _val_checkpoint(
 
 
 def _val_onnx(
-    path: str, data: str, val_fraction: float | None, seed: int | None, threads: int,
-    conf: float, no_onnx: bool,
-) -> dict[str, Any]:  # fmt: skip
+    path: str,
+    data: str,
+    val_fraction: float | None,
+    seed: int | None,
+    threads: int,
+    conf: float,
+    no_onnx: bool,
+) -> dict[str, Any]:
     import onnx
 
     from models import export as ex
@@ -237,9 +255,15 @@ def export(ckpt: str, out: str, opset: int, weights: bool, score_threshold: floa
         metrics = None
     try:
         card = ex.export_checkpoint(
-            ck, model, out, images, opset, weights=weights, score_threshold=score_threshold,
+            ck,
+            model,
+            out,
+            images,
+            opset,
+            weights=weights,
+            score_threshold=score_threshold,
             metrics=metrics,
-        )  # fmt: skip
+        )
     except ex.ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(card, indent=2))

@@ -260,9 +260,13 @@ def evaluation_report(
 
 
 def evaluate_checkpoint(
-    ck: dict[str, Any], model: nn.Module, data: str | None = None,
-    val_fraction: float | None = None, seed: int | None = None, conf: float = 0.25,
-) -> dict[str, Any]:  # fmt: skip
+    ck: dict[str, Any],
+    model: nn.Module,
+    data: str | None = None,
+    val_fraction: float | None = None,
+    seed: int | None = None,
+    conf: float = 0.25,
+) -> dict[str, Any]:
     """mAP, per-class AP and P/R/F1 of a loaded checkpoint on its own seeded validation
     carve-out (or ``data``'s), through the serving post-processing at its NMS default.
     ``val`` prints it; ``export`` writes it into the card, so a card always holds the

@@ -213,8 +213,17 @@ def synthetic_images(n: int = 4, seed: int = 0) -> list[np.ndarray]:
 
 
 def _card_metrics(m: dict[str, Any]) -> dict[str, Any]:
-    keys = ("map50", "map50_95", "precision", "recall", "f1", "score_thr", "epoch", "num_images",
-            "nms_iou")  # fmt: skip
+    keys = (
+        "map50",
+        "map50_95",
+        "precision",
+        "recall",
+        "f1",
+        "score_thr",
+        "epoch",
+        "num_images",
+        "nms_iou",
+    )
     out: dict[str, Any] = {k: m[k] for k in keys if k in m}
     per = m.get("per_class") or {}
     out["per_class_ap50"] = {c: v.get("ap50") for c, v in per.items() if isinstance(v, dict)}

@@ -45,9 +45,11 @@ def _channel_scales(w: np.ndarray, folded: np.ndarray) -> tuple[np.ndarray, floa
 
 
 def repair_state_dict(
-    sd: dict[str, torch.Tensor], onnx_weights: list[np.ndarray], eps: float = 1e-3,
+    sd: dict[str, torch.Tensor],
+    onnx_weights: list[np.ndarray],
+    eps: float = 1e-3,
     tol: float = 0.02,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Replace non-finite ``*.running_var`` entries of ``sd`` in place (as float32) with the
     values solved from the folded ONNX convolution weights; returns the repaired keys.
 
@@ -85,9 +87,12 @@ def repair_state_dict(
         sd[key] = torch.where(bad, solved, var)
         repaired.append(key)
         log.info(
-            "%s: %d channel(s) recovered (%.4g to %.4g)", key, int(bad.sum()),
-            float(solved[bad].min()), float(solved[bad].max()),
-        )  # fmt: skip
+            "%s: %d channel(s) recovered (%.4g to %.4g)",
+            key,
+            int(bad.sum()),
+            float(solved[bad].min()),
+            float(solved[bad].max()),
+        )
     return repaired
 
 
@@ -110,9 +115,10 @@ def repair_version(version_dir: str | Path) -> dict[str, Any]:
     card_path = vdir / "card.json"
     card = json.loads(card_path.read_text())
     card["weights_repair"] = {
-        "from_sha256": old_sha, "tensors": repaired,
+        "from_sha256": old_sha,
+        "tensors": repaired,
         "reason": "float16 overflow of BatchNorm running_var, solved back from model.onnx",
-    }  # fmt: skip
+    }
     card["weights_sha256"] = sha256(vdir / "model.pt")
     card_path.write_text(json.dumps(card, indent=2))
     return {"repaired": repaired, "weights_sha256": card["weights_sha256"]}

@@ -86,9 +86,12 @@ class BatchRun:
 
 
 def run_batch(
-    session: ModelSession, tensors: Sequence[np.ndarray], infos: Sequence[LetterboxInfo],
-    sizes: Sequence[tuple[int, int]], post: PostprocessConfig,
-) -> BatchRun:  # fmt: skip
+    session: ModelSession,
+    tensors: Sequence[np.ndarray],
+    infos: Sequence[LetterboxInfo],
+    sizes: Sequence[tuple[int, int]],
+    post: PostprocessConfig,
+) -> BatchRun:
     """Assemble, run and post-process one batch of prepared inputs (the batcher's
     inference threads and offline ``predict`` both run batches through this)."""
     t_in = time.perf_counter()
@@ -206,9 +209,12 @@ class Batcher:
 
     def _run(self, live: list[BatchItem]) -> None:
         run = run_batch(
-            self.session, [it.tensor for it in live], [it.info for it in live],
-            [it.size for it in live], self.post,
-        )  # fmt: skip
+            self.session,
+            [it.tensor for it in live],
+            [it.info for it in live],
+            [it.size for it in live],
+            self.post,
+        )
         self.metrics.inference_duration.labels(self._label).observe(run.inference_s)
         self.metrics.batch_size.labels(self._label).observe(len(live))
         v = self.session.version

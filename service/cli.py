@@ -84,11 +84,13 @@ def _needs_training_extra(name: str, exc: ImportError) -> click.Command:
         )
 
     return click.Command(
-        name, callback=fail, context_settings={"ignore_unknown_options": True},
+        name,
+        callback=fail,
+        context_settings={"ignore_unknown_options": True},
         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
         help="Needs the training extra: pip install 'lineinspect[train]'.",
         short_help="(needs the training extra)",
-    )  # fmt: skip
+    )
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
@@ -103,13 +105,17 @@ def _setup_logging(level: str) -> None:
 
 
 config_option = click.option(
-    "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--config",
+    "config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
-)  # fmt: skip
+)
 registry_option = click.option(
-    "--registry", "registry_root", type=click.Path(file_okay=False, path_type=Path),
+    "--registry",
+    "registry_root",
+    type=click.Path(file_okay=False, path_type=Path),
     help="Registry directory (default: the bundled registry, or LINEINSPECT_REGISTRY_ROOT).",
-)  # fmt: skip
+)
 
 
 @click.group(cls=_Cli)
@@ -133,16 +139,24 @@ main.add_command(token)
 @click.option("--grpc-port", type=int, help="gRPC port; 0 disables gRPC.")
 @click.option("--model", "models", multiple=True, help="Model reference to serve (repeatable).")
 def serve(
-    config: Path | None, registry_root: Path | None, host: str | None, port: int | None,
-    grpc_port: int | None, models: tuple[str, ...],
-) -> None:  # fmt: skip
+    config: Path | None,
+    registry_root: Path | None,
+    host: str | None,
+    port: int | None,
+    grpc_port: int | None,
+    models: tuple[str, ...],
+) -> None:
     """Start the inspection service (REST, metrics, and gRPC when --grpc-port is set)."""
     from service.server import run_server
 
     settings = _settings(
-        config, registry_root=registry_root, host=host, port=port, grpc_port=grpc_port,
+        config,
+        registry_root=registry_root,
+        host=host,
+        port=port,
+        grpc_port=grpc_port,
         models=list(models) or None,
-    )  # fmt: skip
+    )
     _setup_logging(settings.log_level)
     try:
         run_server(settings)
@@ -250,17 +264,24 @@ def models_register(
 )
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 256))
 @click.option(
-    "--score-threshold", type=click.FloatRange(0, 1), default=None,
+    "--score-threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
     help="Keep detections scoring above this (default: score_threshold, else the model "
     "card's recommendation). Use 0.001 to score the output for mAP: the operating "
     "threshold drops the low-confidence detections a precision-recall curve needs.",
-)  # fmt: skip
+)
 @config_option
 @registry_option
 def predict(
-    source: str, model_ref: str | None, out: Path | None, batch: int,
-    score_threshold: float | None, config: Path | None, registry_root: Path | None,
-) -> None:  # fmt: skip
+    source: str,
+    model_ref: str | None,
+    out: Path | None,
+    batch: int,
+    score_threshold: float | None,
+    config: Path | None,
+    registry_root: Path | None,
+) -> None:
     """Inspect SOURCE (image, directory or glob) offline; write one record per image."""
     from models.processing import PostprocessConfig
     from service.engine import ModelSession
@@ -276,9 +297,13 @@ def predict(
             mv, s.providers, s.intra_op_threads, s.inter_op_threads, s.ort_spinning
         )
         post = PostprocessConfig.for_classes(
-            session.spec.class_names, s.score_threshold, s.class_thresholds,
-            s.iou_threshold, s.max_detections, card=mv.card,
-        )  # fmt: skip
+            session.spec.class_names,
+            s.score_threshold,
+            s.class_thresholds,
+            s.iou_threshold,
+            s.max_detections,
+            card=mv.card,
+        )
         records, unreadable = [], []
         with click.progressbar(paths, label="predict", file=sys.stderr) as bar:
             for i in range(0, len(paths), batch):
@@ -318,16 +343,24 @@ def worker() -> None:
 @click.option("--metrics-port", type=int, help="Port of /metrics, /healthz, /readyz (9100).")
 @click.option("--consumer", help="Consumer name in the group (default <hostname>-<pid>).")
 def worker_infer(
-    config: Path | None, registry_root: Path | None, models: tuple[str, ...],
-    redis_url: str | None, metrics_port: int | None, consumer: str | None,
-) -> None:  # fmt: skip
+    config: Path | None,
+    registry_root: Path | None,
+    models: tuple[str, ...],
+    redis_url: str | None,
+    metrics_port: int | None,
+    consumer: str | None,
+) -> None:
     """Consume frames from the Redis stream, inspect them, deliver the answers."""
     from service.worker_app import run_worker
 
     settings = _settings(
-        config, registry_root=registry_root, models=list(models) or None, redis_url=redis_url,
-        worker_metrics_port=metrics_port, worker_consumer=consumer,
-    )  # fmt: skip
+        config,
+        registry_root=registry_root,
+        models=list(models) or None,
+        redis_url=redis_url,
+        worker_metrics_port=metrics_port,
+        worker_consumer=consumer,
+    )
     _setup_logging(settings.log_level)
     try:
         run_worker(settings)

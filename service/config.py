@@ -39,16 +39,20 @@ class Settings(BaseSettings):
     # --- gRPC ----------------------------------------------------------------------
     grpc_host: str | None = Field(None, description="gRPC bind address; None = the REST host.")
     grpc_max_message_bytes: int = Field(
-        64 * 2**20, ge=4096, le=2**31 - 1,
+        64 * 2**20,
+        ge=4096,
+        le=2**31 - 1,
         description="Largest gRPC message received or sent (default fits 20-megapixel frames).",
-    )  # fmt: skip
+    )
     grpc_stream_in_flight: int = Field(
         8, ge=1, le=256, description="Frames of one stream being inspected at once."
     )
     grpc_stream_buffer: int = Field(
-        64, ge=1, le=4096,
+        64,
+        ge=1,
+        le=4096,
         description="Frames of one stream read but not yet answered; reading pauses at this bound.",
-    )  # fmt: skip
+    )
     grpc_tls_cert: Path | None = Field(None, description="PEM server certificate (enables TLS).")
     grpc_tls_key: Path | None = Field(None, description="PEM private key of grpc_tls_cert.")
     grpc_tls_client_ca: Path | None = Field(
@@ -58,10 +62,12 @@ class Settings(BaseSettings):
         10.0, ge=0, le=300, description="On shutdown, time in-flight gRPC calls get to finish."
     )
     grpc_stream_window_bytes: int | None = Field(
-        None, ge=65_535, le=2**31 - 1,
+        None,
+        ge=65_535,
+        le=2**31 - 1,
         description="Fixed HTTP/2 receive window per stream (disables window auto-tuning); caps "
         "how many frames a flooding camera queues in transport. None = gRPC's default.",
-    )  # fmt: skip
+    )
     # --- models --------------------------------------------------------------------
     registry_root: Path = Field(BUNDLED_ROOT, description="Model registry directory.")
     models: list[str] = Field(
@@ -76,10 +82,11 @@ class Settings(BaseSettings):
         description="ONNX Runtime providers, preferred first; unavailable ones are skipped.",
     )
     intra_op_threads: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="ORT intra-op threads per session; 0 = auto: the usable cores divided "
         "among the inference threads, so overlapping batches never oversubscribe the cores.",
-    )  # fmt: skip
+    )
     inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
     ort_spinning: bool = Field(
         False,
@@ -89,18 +96,22 @@ class Settings(BaseSettings):
     warmup_runs: int = Field(3, ge=1, description="Warm-up inferences before a model is ready.")
     # --- post-processing -----------------------------------------------------------
     score_threshold: float | None = Field(
-        None, ge=0, le=1,
+        None,
+        ge=0,
+        le=1,
         description="Default per-class score threshold; unset = the model card's "
         "class_thresholds (set by `lineinspect calibrate`), else its "
         "recommended_score_threshold (F1-optimal on its validation data), else 0.25.",
-    )  # fmt: skip
+    )
     class_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-class score thresholds overriding the default."
     )
     iou_threshold: float = Field(
-        DEFAULT_IOU_THRESHOLD, gt=0, le=1,
+        DEFAULT_IOU_THRESHOLD,
+        gt=0,
+        le=1,
         description="NMS IoU threshold (evaluation uses the same default).",
-    )  # fmt: skip
+    )
     max_detections: int = Field(100, ge=1, description="Detections kept per frame.")
     fail_classes: list[str] | None = Field(
         None, description="Classes that fail a part; None = every class."
@@ -127,10 +138,13 @@ class Settings(BaseSettings):
     # --- Redis queue ---------------------------------------------------------------
     # (queue=redis; design in service/queue/__init__.py and docs/operations.md)
     redis_prefix: str = Field(
-        "lineinspect", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:{}-]+$",
+        "lineinspect",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:{}-]+$",
         description="Key prefix: <prefix>:frames, :results, :replies:<instance>, :done:<id>. "
         "One prefix = one shard (e.g. one per line).",
-    )  # fmt: skip
+    )
     redis_group: str = Field("inference", min_length=1, description="Consumer group of workers.")
     redis_stream_maxlen: int = Field(
         1024, ge=1, description="Unanswered frames in the stream before new ones get 429."
@@ -181,9 +195,10 @@ class Settings(BaseSettings):
     max_label_values: int = Field(64, ge=1, description="Cap on distinct line/camera values.")
     # --- security and logging ------------------------------------------------------
     admin_token: SecretStr | None = Field(
-        None, description="Not supported: start-up fails when it is set; use `tokens` (an "
+        None,
+        description="Not supported: start-up fails when it is set; use `tokens` (an "
         "entry with the admin scope).",
-    )  # fmt: skip
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # --- deploy (execution providers) ---------------------------------------------
     strict_providers: bool = Field(
@@ -196,15 +211,19 @@ class Settings(BaseSettings):
     # --- queue liveness and access control ---------------------------------------
     # (Redis liveness: service/queue/liveness.py; tokens: service/auth/)
     redis_heartbeat_ttl_ms: int = Field(
-        600, ge=50, le=60_000,
+        600,
+        ge=50,
+        le=60_000,
         description="Lifetime of a worker's heartbeat key (refreshed every quarter of it); "
         "the frames of a worker whose heartbeat lapsed are claimed by the others at once.",
-    )  # fmt: skip
+    )
     redis_dead_letter_after: int = Field(
-        3, ge=1, le=100,
+        3,
+        ge=1,
+        le=100,
         description="Deliveries after which a frame whose workers all died is moved to "
         "<prefix>:dead and answered with an error (a poison frame) instead of redelivered.",
-    )  # fmt: skip
+    )
     redis_dead_letter_maxlen: int = Field(
         1000, ge=1, description="Frames kept in the dead-letter stream <prefix>:dead."
     )
@@ -214,55 +233,68 @@ class Settings(BaseSettings):
         "read, metrics), made by `lineinspect token new`. Empty = every route and RPC is open "
         "(one warning at start-up); else each needs 'Authorization: Bearer <token>' with its "
         "scope, except health and readiness (docs/operations.md, Security).",
-    )  # fmt: skip
+    )
     grpc_reflection: bool = Field(
         True, description="Offer gRPC server reflection (needs the read scope when tokens are set)."
     )
     # --- HTTP connection limits ----------------------------------------------------
     http_max_header_bytes: int = Field(
-        64 * 1024, ge=1024, le=2**24,
+        64 * 1024,
+        ge=1024,
+        le=2**24,
         description="Largest request line plus headers; larger answers 431 and closes.",
-    )  # fmt: skip
+    )
     http_header_timeout_s: float = Field(
-        10.0, gt=0, le=3600,
+        10.0,
+        gt=0,
+        le=3600,
         description="Time from connect (or a request's first byte) to its last header.",
-    )  # fmt: skip
+    )
     http_body_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="Longest wait for the next piece of a request body."
     )
     # --- data store ----------------------------------------------------------------
     # (service/store; docs/data.md)
     data_root: Path = Field(
-        Path("var"), description="Root of the data store: image blobs, snapshots and (without "
+        Path("var"),
+        description="Root of the data store: image blobs, snapshots and (without "
         "database_url) the SQLite database. Relative paths resolve against the working directory.",
-    )  # fmt: skip
+    )
     database_url: SecretStr | None = Field(
-        None, description="SQLAlchemy URL of the store's database (postgresql://user:pw@host/db "
+        None,
+        description="SQLAlchemy URL of the store's database (postgresql://user:pw@host/db "
         "uses psycopg 3); None = SQLite file lineinspect.db under data_root.",
-    )  # fmt: skip
+    )
     data_val_fraction: float = Field(
-        0.15, ge=0, lt=1, description="Validation share of a new dataset (hash split, fixed "
+        0.15,
+        ge=0,
+        lt=1,
+        description="Validation share of a new dataset (hash split, fixed "
         "when the dataset is created).",
-    )  # fmt: skip
+    )
     data_golden_per_class: int = Field(
-        10, ge=0, description="Golden images frozen per class from a dataset's first import "
+        10,
+        ge=0,
+        description="Golden images frozen per class from a dataset's first import "
         "without --golden (0 = none).",
-    )  # fmt: skip
+    )
     public_url: str | None = Field(
-        None, description="Base URL clients reach this service on (Label Studio image URLs); "
+        None,
+        description="Base URL clients reach this service on (Label Studio image URLs); "
         "None = http://<host>:<port>.",
-    )  # fmt: skip
+    )
     label_studio_from_name: str = Field("label", description="Label Studio RectangleLabels name.")
     label_studio_to_name: str = Field("image", description="Label Studio Image name.")
     label_studio_webhook_secret: SecretStr | None = Field(
-        None, description="If set, the Label Studio webhook needs header X-Lineinspect-Secret.",
-    )  # fmt: skip
+        None,
+        description="If set, the Label Studio webhook needs header X-Lineinspect-Secret.",
+    )
     capture_samplers: list[SamplerSpec] = Field(
         default_factory=default_samplers,
         description="Capture samplers (docs/data.md): each a name, kind (random, near_threshold, "
         "detections_count, classes, disagreement, flagged), its rule, dataset, models, lines and "
         "per_minute/per_hour/per_day limits. [] turns capture off.",
-    )  # fmt: skip
+    )
     capture_queue_size: int = Field(
         256, ge=1, le=65536, description="Captures waiting for the writer; beyond, dropped."
     )
@@ -285,32 +317,41 @@ class Settings(BaseSettings):
         2**30, ge=0, description="Captures stop (dropped: disk_full) below this free space."
     )
     capture_retention_days: float | None = Field(
-        30, gt=0, description="Pixels of unlabelled captures older than this are deleted; "
+        30,
+        gt=0,
+        description="Pixels of unlabelled captures older than this are deleted; "
         "labelled and golden samples are kept. None = keep all.",
-    )  # fmt: skip
+    )
     # --- jobs and training worker (service/jobs; docs/learning.md) ----------------
     trainer: Literal["auto", "off"] = Field(
-        "auto", description="auto: `serve` starts one training worker as a child process "
+        "auto",
+        description="auto: `serve` starts one training worker as a child process "
         "when torch is installed; off: never (run `lineinspect worker train` elsewhere).",
-    )  # fmt: skip
+    )
     trainer_threads: int = Field(
-        0, ge=0, le=256,
+        0,
+        ge=0,
+        le=256,
         description="CPU threads of a training child (torch and OpenMP); 0 = half the "
         "usable cores, at least 1, leaving the rest to inspection.",
-    )  # fmt: skip
+    )
     trainer_nice: int = Field(
         10, ge=0, le=19, description="Niceness of a training child (the worker itself runs at 0)."
     )
     trainer_lease_s: float = Field(
-        60.0, ge=1, le=3600,
+        60.0,
+        ge=1,
+        le=3600,
         description="Lease of a claimed job, renewed every trainer_poll_s; when it lapses "
         "(worker dead) another worker resumes the job from its last checkpoint.",
-    )  # fmt: skip
+    )
     trainer_poll_s: float = Field(
-        1.0, gt=0, le=60,
+        1.0,
+        gt=0,
+        le=60,
         description="How often a worker looks for jobs, renews its lease, reads progress "
         "and notices a cancel.",
-    )  # fmt: skip
+    )
     trainer_stop_grace_s: float = Field(
         10.0, ge=0, le=300, description="Time a training child gets after SIGTERM before SIGKILL."
     )

@@ -17,13 +17,17 @@ from service.store import datasets, exports, importer, snapshots
 from service.store.store import Store, open_store
 
 config_option = click.option(
-    "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--config",
+    "config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
-)  # fmt: skip
+)
 root_option = click.option(
-    "--data-root", "data_root", type=click.Path(file_okay=False, path_type=Path),
+    "--data-root",
+    "data_root",
+    type=click.Path(file_okay=False, path_type=Path),
     help="Data store root (default var/, or LINEINSPECT_DATA_ROOT).",
-)  # fmt: skip
+)
 
 
 def _settings(config: Path | None, data_root: Path | None) -> Settings:
@@ -66,9 +70,15 @@ def data() -> None:
 @config_option
 @root_option
 def data_import(
-    path: Path, dataset: str, fmt: str, golden: bool, add_classes: bool, author: str,
-    config: Path | None, data_root: Path | None,
-) -> None:  # fmt: skip
+    path: Path,
+    dataset: str,
+    fmt: str,
+    golden: bool,
+    add_classes: bool,
+    author: str,
+    config: Path | None,
+    data_root: Path | None,
+) -> None:
     """Import a folder or .zip (yolo, voc, coco, or a Label Studio JSON export)."""
     settings = _settings(config, data_root)
     bar: Any = None
@@ -109,10 +119,13 @@ def data_show(dataset: str, config: Path | None, data_root: Path | None) -> None
     with _store(_settings(config, data_root)) as store, store.transaction() as s:
         info: dict[str, Any] = datasets.counts(s, datasets.get(s, dataset))
         info["snapshots"] = [
-            {"fingerprint": sn.fingerprint, "created_at": sn.created_at.isoformat(),
-             "counts": sn.counts}
+            {
+                "fingerprint": sn.fingerprint,
+                "created_at": sn.created_at.isoformat(),
+                "counts": sn.counts,
+            }
             for sn in snapshots.list_for(s, datasets.get(s, dataset))
-        ]  # fmt: skip
+        ]
     click.echo(json.dumps(info, indent=2))
 
 
@@ -144,7 +157,12 @@ def data_export(
     settings = _settings(config, data_root)
     with _store(settings) as store:
         done = exports.export(
-            store, dataset, fmt, out, _base_url(settings),
-            settings.label_studio_from_name, settings.label_studio_to_name,
-        )  # fmt: skip
+            store,
+            dataset,
+            fmt,
+            out,
+            _base_url(settings),
+            settings.label_studio_from_name,
+            settings.label_studio_to_name,
+        )
     click.echo(f"exported {dataset} as {fmt} to {out}: {json.dumps(done)}")

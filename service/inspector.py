@@ -79,9 +79,13 @@ class Inspector:
     """Inspect frames with the local models (implements ``FrameBackend``)."""
 
     def __init__(
-        self, manager: ModelManager, metrics: Metrics, executor: ThreadPoolExecutor,
-        max_pixels: int, fail_classes: list[str] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        manager: ModelManager,
+        metrics: Metrics,
+        executor: ThreadPoolExecutor,
+        max_pixels: int,
+        fail_classes: list[str] | None = None,
+    ) -> None:
         self.manager, self.metrics, self.executor = manager, metrics, executor
         self.max_pixels = max_pixels
         self.fail_classes = None if fail_classes is None else tuple(fail_classes)
@@ -158,19 +162,34 @@ class Inspector:
         """Build the frame's record and count it in the metrics."""
         v = runner.version
         record = build_record(
-            v, runner.session.spec.class_names, dets, self.fail_classes,
-            image=frame.image_name, frame_id=frame.frame_id, line=frame.line,
-            camera=frame.camera, queue_s=item.queue_wait, inference_s=item.inference_time,
+            v,
+            runner.session.spec.class_names,
+            dets,
+            self.fail_classes,
+            image=frame.image_name,
+            frame_id=frame.frame_id,
+            line=frame.line,
+            camera=frame.camera,
+            queue_s=item.queue_wait,
+            inference_s=item.inference_time,
             total_s=time.perf_counter() - frame.received,
-        )  # fmt: skip
+        )
         self.metrics.observe_frame(
-            frame.line, frame.camera, v.name, v.version, record.verdict,
+            frame.line,
+            frame.camera,
+            v.name,
+            v.version,
+            record.verdict,
             (d.label for d in record.detections),
-        )  # fmt: skip
+        )
         self.metrics.model_stats.success(
-            (v.name, v.version), record.timing_ms.total / 1000, item.queue_wait,
-            item.inference_time, item.input_time, item.output_time,
-        )  # fmt: skip
+            (v.name, v.version),
+            record.timing_ms.total / 1000,
+            item.queue_wait,
+            item.inference_time,
+            item.input_time,
+            item.output_time,
+        )
         return record
 
 

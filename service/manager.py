@@ -117,9 +117,13 @@ class ModelManager:
     def _postprocess_config(self, session: ModelSession) -> PostprocessConfig:
         s = self.settings
         return PostprocessConfig.for_classes(
-            session.spec.class_names, s.score_threshold, s.class_thresholds, s.iou_threshold,
-            s.max_detections, card=session.version.card,
-        )  # fmt: skip
+            session.spec.class_names,
+            s.score_threshold,
+            s.class_thresholds,
+            s.iou_threshold,
+            s.max_detections,
+            card=session.version.card,
+        )
 
     def _load(self, key: tuple[str, int]) -> Runner:
         s = self.settings
@@ -130,10 +134,14 @@ class ModelManager:
         )
         session.warmup(s.warmup_runs, s.max_batch)
         batcher = Batcher(
-            session, self._postprocess_config(session), self.metrics,
-            max_batch=s.max_batch, max_delay_s=s.max_delay_ms / 1000, queue_size=s.queue_size,
+            session,
+            self._postprocess_config(session),
+            self.metrics,
+            max_batch=s.max_batch,
+            max_delay_s=s.max_delay_ms / 1000,
+            queue_size=s.queue_size,
             threads=s.inference_threads,
-        )  # fmt: skip
+        )
         return Runner(version=version, session=session, batcher=batcher)
 
     async def preload(self, name: str, version: int) -> None:
@@ -222,9 +230,13 @@ class ModelManager:
             got = runner.session.providers
             missing = [p for p in self.settings.providers if p not in got]
             report.append(
-                {"model": runner.version.name, "version": runner.version.version,
-                 "provider": got[0], "missing_providers": missing}
-            )  # fmt: skip
+                {
+                    "model": runner.version.name,
+                    "version": runner.version.version,
+                    "provider": got[0],
+                    "missing_providers": missing,
+                }
+            )
         return report
 
     def loaded(self) -> list[Runner]:

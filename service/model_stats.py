@@ -71,9 +71,14 @@ class ModelStats:
         self._versions: dict[Key, _Version] = defaultdict(_Version)
 
     def success(
-        self, key: Key, total_s: float, queue_s: float, infer_s: float,
-        input_s: float | None = None, output_s: float | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        key: Key,
+        total_s: float,
+        queue_s: float,
+        infer_s: float,
+        input_s: float | None = None,
+        output_s: float | None = None,
+    ) -> None:
         """One frame answered (``input_s``/``output_s`` None: not measured here)."""
         with self._lock:
             v = self._versions[key]
@@ -108,15 +113,18 @@ class ModelStats:
         with self._lock:
             for name, version in versions:
                 v = self._versions.get((name, version), _Version())
-                out.append({
-                    "name": name, "version": str(version),
-                    "last_inference": v.last_inference_ms,
-                    "inference_count": v.inference_count,
-                    "execution_count": v.execution_count,
-                    "inference_stats": {k: d.as_dict() for k, d in v.stats.items()},
-                    "batch_stats": [
-                        {"batch_size": size, **{k: d.as_dict() for k, d in parts.items()}}
-                        for size, parts in sorted(v.batches.items())
-                    ],
-                })  # fmt: skip
+                out.append(
+                    {
+                        "name": name,
+                        "version": str(version),
+                        "last_inference": v.last_inference_ms,
+                        "inference_count": v.inference_count,
+                        "execution_count": v.execution_count,
+                        "inference_stats": {k: d.as_dict() for k, d in v.stats.items()},
+                        "batch_stats": [
+                            {"batch_size": size, **{k: d.as_dict() for k, d in parts.items()}}
+                            for size, parts in sorted(v.batches.items())
+                        ],
+                    }
+                )
         return out

@@ -44,9 +44,13 @@ class Unreadable:
 
 
 def predict_files(
-    session: ModelSession, paths: list[Path], post: PostprocessConfig, max_pixels: int,
-    batch: int = 8, fail_classes: list[str] | None = None,
-) -> Iterator[DetectionRecord | Unreadable]:  # fmt: skip
+    session: ModelSession,
+    paths: list[Path],
+    post: PostprocessConfig,
+    max_pixels: int,
+    batch: int = 8,
+    fail_classes: list[str] | None = None,
+) -> Iterator[DetectionRecord | Unreadable]:
     """Yield one detection record per image, or :class:`Unreadable` for one that cannot be
     read or decoded.
 
@@ -73,13 +77,24 @@ def predict_files(
         if not ok:
             continue
         run = run_batch(
-            session, [t for t, _, _ in prepared], [i for _, i, _ in prepared],
-            [s for _, _, s in prepared], post,
-        )  # fmt: skip
+            session,
+            [t for t, _, _ in prepared],
+            [i for _, i, _ in prepared],
+            [s for _, _, s in prepared],
+            post,
+        )
         batch_s = run.input_s + run.inference_s + run.output_s
         for path, det, own in zip(ok, run.dets, own_s, strict=True):
             yield build_record(
-                v, spec.class_names, det, fails, image=path.name, frame_id=uuid.uuid4().hex,
-                line=None, camera=None, queue_s=0.0, inference_s=run.inference_s,
+                v,
+                spec.class_names,
+                det,
+                fails,
+                image=path.name,
+                frame_id=uuid.uuid4().hex,
+                line=None,
+                camera=None,
+                queue_s=0.0,
+                inference_s=run.inference_s,
                 total_s=own + batch_s,
-            )  # fmt: skip
+            )

@@ -43,7 +43,10 @@ class DetectionRecord(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "image": "crazing_1.jpg", "frame_id": "f-000123", "line": "L1", "camera": "c3",
+                    "image": "crazing_1.jpg",
+                    "frame_id": "f-000123",
+                    "line": "L1",
+                    "camera": "c3",
                     "model": {"name": "neu-det-student", "version": 2, "role": "student"},
                     "verdict": "fail",
                     "detections": [
@@ -53,7 +56,7 @@ class DetectionRecord(BaseModel):
                 }
             ]
         }
-    )  # fmt: skip
+    )
 
     image: str | None = None
     frame_id: str
@@ -88,20 +91,33 @@ def fail_class_ids(
 
 
 def build_record(
-    version: ModelVersion, class_names: tuple[str, ...], dets: Detections,
-    fail_classes: tuple[str, ...] | None, *, image: str | None, frame_id: str,
-    line: str | None, camera: str | None, queue_s: float, inference_s: float, total_s: float,
-) -> DetectionRecord:  # fmt: skip
+    version: ModelVersion,
+    class_names: tuple[str, ...],
+    dets: Detections,
+    fail_classes: tuple[str, ...] | None,
+    *,
+    image: str | None,
+    frame_id: str,
+    line: str | None,
+    camera: str | None,
+    queue_s: float,
+    inference_s: float,
+    total_s: float,
+) -> DetectionRecord:
     """The record of one inspected frame (every interface and ``predict`` build it here):
     the verdict over ``fail_classes`` (None: every class fails a part), the detections
     and the timings in milliseconds."""
     return DetectionRecord(
-        image=image, frame_id=frame_id, line=line, camera=camera,
+        image=image,
+        frame_id=frame_id,
+        line=line,
+        camera=camera,
         model=ModelInfo(name=version.name, version=version.version, role=version.role),
         verdict=verdict(dets, fail_class_ids(class_names, fail_classes)),
         detections=detections_to_list(dets, class_names),
         timing_ms=Timing(
-            queue=round(queue_s * 1000, 3), inference=round(inference_s * 1000, 3),
+            queue=round(queue_s * 1000, 3),
+            inference=round(inference_s * 1000, 3),
             total=round(total_s * 1000, 3),
         ),
-    )  # fmt: skip
+    )

@@ -184,9 +184,11 @@ class Registry:
             existing = self.versions(name)
             version = (existing[-1] + 1) if existing else 1
             card.update(
-                name=name, version=version, onnx_sha256=digest,
+                name=name,
+                version=version,
+                onnx_sha256=digest,
                 created=datetime.now(UTC).isoformat(timespec="seconds"),
-            )  # fmt: skip
+            )
             staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))
             try:
                 staging.chmod(0o755)

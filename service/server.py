@@ -16,11 +16,17 @@ def run_server(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn drains in-flight requests on shutdown."""
     edges: tuple[Edge, ...] = (GrpcEdge(),) if settings.grpc_port else ()
     app = create_app(
-        settings, extra_routers=(kserve.install,),
+        settings,
+        extra_routers=(kserve.install,),
         edges=(*edges, embedded_trainer),
-    )  # fmt: skip
+    )
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-        loop="auto", http=limited_protocol(HttpLimits.of(settings)), access_log=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        loop="auto",
+        http=limited_protocol(HttpLimits.of(settings)),
+        access_log=False,
         timeout_graceful_shutdown=15,
-    )  # fmt: skip
+    )

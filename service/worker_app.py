@@ -116,7 +116,9 @@ def run_worker(settings: Settings, consumer: str | None = None) -> None:
     host, port = sock.getsockname()[:2]
     log.info("worker metrics, health and readiness on http://%s:%d", host, port)
     config = uvicorn.Config(
-        create_worker_app(settings, consumer), log_level=settings.log_level.lower(),
-        access_log=False, timeout_graceful_shutdown=15,
-    )  # fmt: skip
+        create_worker_app(settings, consumer),
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -155,9 +155,12 @@ class LIDDNet(nn.Module):
     def spec(self, class_names: Sequence[str], imgsz: int) -> ModelSpec:
         """The :class:`ModelSpec` of the exported output (anchor-free contract)."""
         return ModelSpec(
-            class_names=tuple(class_names), imgsz=imgsz, strides=self.strides,
-            head="anchor_free", anchors=None,
-        )  # fmt: skip
+            class_names=tuple(class_names),
+            imgsz=imgsz,
+            strides=self.strides,
+            head="anchor_free",
+            anchors=None,
+        )
 
     def build_args(self) -> dict[str, Any]:
         """Everything :func:`build_lidd` needs to rebuild this model."""

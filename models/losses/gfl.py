@@ -53,9 +53,13 @@ class GFLLoss:
     names = GFL_LOSS_NAMES
 
     def __init__(
-        self, strides: Sequence[int], num_classes: int, reg_max: int, guidance: str,
+        self,
+        strides: Sequence[int],
+        num_classes: int,
+        reg_max: int,
+        guidance: str,
         gains: dict[str, float] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.strides, self.nc, self.reg_max = tuple(strides), num_classes, reg_max
         self.guidance = guidance
         self.gains = dict(GFL_GAINS, **(gains or {}))
@@ -77,9 +81,11 @@ class GFLLoss:
         return cls, reg.reshape(b, -1, 4, self.reg_max + 1), boxes
 
     def __call__(
-        self, outs: Sequence[torch.Tensor], targets: torch.Tensor,
+        self,
+        outs: Sequence[torch.Tensor],
+        targets: torch.Tensor,
         weights: dict[str, float] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         n = len(self.strides)
         points, strides = level_points(outs[:n], self.strides)
         cls, reg, boxes = self._decode(outs[:n], points, strides)
@@ -107,9 +113,14 @@ class GFLLoss:
         return total, {k: v.detach() for k, v in parts.items()}
 
     def _head(
-        self, cls: torch.Tensor, reg: torch.Tensor, boxes: torch.Tensor, asg: Assignment,
-        points: torch.Tensor, strides: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        self,
+        cls: torch.Tensor,
+        reg: torch.Tensor,
+        boxes: torch.Tensor,
+        asg: Assignment,
+        points: torch.Tensor,
+        strides: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
         fg = asg.fg
         score = torch.zeros_like(cls)
         if not bool(fg.any()):

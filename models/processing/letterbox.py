@@ -25,9 +25,11 @@ class LetterboxInfo:
 
 
 def letterbox(
-    img: np.ndarray, size: int, pad_value: int = PAD_VALUE,
+    img: np.ndarray,
+    size: int,
+    pad_value: int = PAD_VALUE,
     orig_size: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, LetterboxInfo]:  # fmt: skip
+) -> tuple[np.ndarray, LetterboxInfo]:
     """Resize ``img`` (HxWx3 uint8, or HxW greyscale) to fit ``size``x``size`` keeping
     aspect, centred on padding.
 
@@ -45,9 +47,14 @@ def letterbox(
         img = cv2.resize(img, (new_w, new_h), interpolation=interp)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     out = cv2.copyMakeBorder(
-        img, pad_y, size - new_h - pad_y, pad_x, size - new_w - pad_x,
-        cv2.BORDER_CONSTANT, value=(pad_value,) * 3,
-    )  # fmt: skip
+        img,
+        pad_y,
+        size - new_h - pad_y,
+        pad_x,
+        size - new_w - pad_x,
+        cv2.BORDER_CONSTANT,
+        value=(pad_value,) * 3,
+    )
     return out, LetterboxInfo(scale=scale, pad_x=float(pad_x), pad_y=float(pad_y))
 
 
@@ -102,9 +109,10 @@ def batch_inputs(inputs: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def preprocess_batch(
-    images: Sequence[np.ndarray], size: int,
+    images: Sequence[np.ndarray],
+    size: int,
     orig_sizes: Sequence[tuple[int, int]] | None = None,
-) -> tuple[np.ndarray, list[LetterboxInfo]]:  # fmt: skip
+) -> tuple[np.ndarray, list[LetterboxInfo]]:
     """Letterbox each RGB uint8 image and stack into the model input ``[N,3,S,S]`` float32
     0..1. ``orig_sizes``: the frames' (width, height) for images decoded at a reduced scale
     (see :func:`letterbox`)."""

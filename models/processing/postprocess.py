@@ -115,9 +115,14 @@ class PostprocessConfig:
 
     @classmethod
     def for_classes(
-        cls, class_names: Sequence[str], default_thr: float | None, class_thr: dict[str, float],
-        iou_thr: float, max_det: int, card: Mapping[str, object] | None = None,
-    ) -> PostprocessConfig:  # fmt: skip
+        cls,
+        class_names: Sequence[str],
+        default_thr: float | None,
+        class_thr: dict[str, float],
+        iou_thr: float,
+        max_det: int,
+        card: Mapping[str, object] | None = None,
+    ) -> PostprocessConfig:
         """Per-class score thresholds: ``class_thr`` where given, else ``default_thr``; an
         unset ``default_thr`` falls back to the model card's ``class_thresholds`` (written
         by ``lineinspect calibrate``), then its recommended threshold, then to

@@ -80,7 +80,7 @@ import click
 @click.option("--device", default="auto", show_default=True)
 @click.option("--register", default="", help="register the export under this model name")
 @click.option("--registry", default="", help="registry root of --from, --teacher and --register")
-def prune(**kw: Any) -> None:  # fmt: skip
+def prune(**kw: Any) -> None:
     """Compress a detector: BN-slimming sparse training, channel + layer pruning, KD."""
     from models.cli import registry_root, setup_logging
     from models.prune.pipeline import PruneOptions, run_prune
@@ -91,5 +91,8 @@ def prune(**kw: Any) -> None:  # fmt: skip
         card = run_prune(PruneOptions(**kw))
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({"out": kw["out"], "metrics": card["metrics"],
-                           "pruning": card["pruning"]}, indent=2))  # fmt: skip
+    click.echo(
+        json.dumps(
+            {"out": kw["out"], "metrics": card["metrics"], "pruning": card["pruning"]}, indent=2
+        )
+    )

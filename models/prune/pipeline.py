@@ -35,9 +35,21 @@ from models.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
-PRUNING_FIELDS = ("source", "ratio", "layers", "sparsity_lambda", "sparse_epochs",
-                  "finetune_epochs", "params_before", "params_after", "gflops_before",
-                  "gflops_after", "removed_blocks", "channels", "teacher")  # fmt: skip
+PRUNING_FIELDS = (
+    "source",
+    "ratio",
+    "layers",
+    "sparsity_lambda",
+    "sparse_epochs",
+    "finetune_epochs",
+    "params_before",
+    "params_after",
+    "gflops_before",
+    "gflops_after",
+    "removed_blocks",
+    "channels",
+    "teacher",
+)
 
 
 @dataclass
@@ -85,12 +97,24 @@ class PruneOptions:
 def _train_options(o: PruneOptions, src: dict[str, Any], **kw: Any) -> TrainOptions:
     so = src.get("opts") or {}
     return TrainOptions(
-        data=o.data, arch=so.get("arch", "s-model"), head=src["model_args"]["head"],
-        imgsz=o.imgsz, batch=o.batch, seed=o.seed, split_seed=o.split_seed,
-        val_fraction=o.val_fraction, threads=o.threads, workers=o.workers, device=o.device,
-        eval_interval=o.eval_interval, close_mosaic=o.close_mosaic, resume=o.resume,
-        max_iters_per_epoch=o.max_iters_per_epoch, warmup_epochs=0.5, **kw,
-    )  # fmt: skip
+        data=o.data,
+        arch=so.get("arch", "s-model"),
+        head=src["model_args"]["head"],
+        imgsz=o.imgsz,
+        batch=o.batch,
+        seed=o.seed,
+        split_seed=o.split_seed,
+        val_fraction=o.val_fraction,
+        threads=o.threads,
+        workers=o.workers,
+        device=o.device,
+        eval_interval=o.eval_interval,
+        close_mosaic=o.close_mosaic,
+        resume=o.resume,
+        max_iters_per_epoch=o.max_iters_per_epoch,
+        warmup_epochs=0.5,
+        **kw,
+    )
 
 
 def run_prune(
@@ -111,9 +135,15 @@ def run_prune(
     # 1. sparse training
     sparse_ck = src
     if o.sparse_epochs > 0:
-        topts = _train_options(o, src, epochs=o.sparse_epochs, lr=o.sparse_lr,
-                               out=str(out / "sparse"), init_from=str(src_path),
-                               ema_decay=0.99)  # fmt: skip
+        topts = _train_options(
+            o,
+            src,
+            epochs=o.sparse_epochs,
+            lr=o.sparse_lr,
+            out=str(out / "sparse"),
+            init_from=str(src_path),
+            ema_decay=0.99,
+        )
         SparseTrainer(topts, o.sparsity, progress).fit()
         sparse_ck = load_checkpoint(out / "sparse" / "last.pt")
     report("sparse", 1.0, {})
@@ -136,8 +166,14 @@ def run_prune(
         teacher = load_teacher(o.teacher or str(src_path), root)
         if not o.teacher:
             teacher.parent.update({k: v for k, v in src_record.items() if k != "checkpoint"})
-        topts = _train_options(o, src, epochs=o.finetune_epochs, lr=o.finetune_lr,
-                               out=str(out / "finetune"), init_from=str(pruned_path))  # fmt: skip
+        topts = _train_options(
+            o,
+            src,
+            epochs=o.finetune_epochs,
+            lr=o.finetune_lr,
+            out=str(out / "finetune"),
+            init_from=str(pruned_path),
+        )
         cfg = DistillConfig(feature_kd=False, response_kd=True)
         FinetuneTrainer(topts, teacher, cfg, pruned["pruning"], progress).fit()
         final = out / "finetune" / "best.pt"
@@ -149,8 +185,14 @@ def run_prune(
 
     # 6. registration (through the serving CLI: models/ does not import service/)
     if o.register:
-        cmd = [str(Path(sys.executable).parent / "lineinspect"), "models", "register",
-               str(out / "export"), "--name", o.register]  # fmt: skip
+        cmd = [
+            str(Path(sys.executable).parent / "lineinspect"),
+            "models",
+            "register",
+            str(out / "export"),
+            "--name",
+            o.register,
+        ]
         if o.registry:
             cmd += ["--registry", o.registry]
         subprocess.run(cmd, check=True)
@@ -190,8 +232,13 @@ def prune_checkpoint(
     }
     keep = ("model_args", "class_names", "imgsz", "spec", "opts", "data_fingerprint")
     ck: dict[str, Any] = {k: sparse_ck[k] for k in keep if k in sparse_ck}
-    ck["opts"] = dict(ck.get("opts") or {}, data=o.data, val_fraction=o.val_fraction,
-                      seed=o.seed, split_seed=o.split_seed)  # fmt: skip
+    ck["opts"] = dict(
+        ck.get("opts") or {},
+        data=o.data,
+        val_fraction=o.val_fraction,
+        seed=o.seed,
+        split_seed=o.split_seed,
+    )
     ck.update(model=model.state_dict(), structure=structure_diff(model), pruning=record)
     ck["metrics"] = evaluate_checkpoint(ck, model_from_checkpoint(ck))
     ck["best_metrics"] = ck["metrics"]

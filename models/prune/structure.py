@@ -62,9 +62,16 @@ def _rebuilt(old: nn.Module, rec: dict[str, Any]) -> nn.Module:
     if kind == "Conv2d":
         assert isinstance(old, nn.Conv2d)
         return nn.Conv2d(
-            rec["in"], rec["out"], old.kernel_size, old.stride, old.padding, old.dilation,
-            rec["groups"], old.bias is not None, old.padding_mode,
-        )  # fmt: skip
+            rec["in"],
+            rec["out"],
+            old.kernel_size,
+            old.stride,
+            old.padding,
+            old.dilation,
+            rec["groups"],
+            old.bias is not None,
+            old.padding_mode,
+        )
     if kind == "BatchNorm2d":
         assert isinstance(old, nn.BatchNorm2d)
         return nn.BatchNorm2d(rec["features"], old.eps, old.momentum, old.affine)

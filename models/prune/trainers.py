@@ -54,9 +54,14 @@ class FinetuneTrainer(DistillTrainer):
     """Response-KD fine-tuning of a pruned student; checkpoints keep ``pruning``."""
 
     def __init__(
-        self, opts: Any, teacher: Any, distill: Any, pruning: dict[str, Any],
-        progress: Progress | None = None, **kw: Any,
-    ) -> None:  # fmt: skip
+        self,
+        opts: Any,
+        teacher: Any,
+        distill: Any,
+        pruning: dict[str, Any],
+        progress: Progress | None = None,
+        **kw: Any,
+    ) -> None:
         self.pruning, self.progress = pruning, progress
         super().__init__(opts, teacher, distill, **kw)
 

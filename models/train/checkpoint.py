@@ -55,9 +55,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 # What a slim (weights-only) checkpoint keeps of a training checkpoint.
-_SLIM_KEYS = ("model_args", "class_names", "imgsz", "spec", "opts", "data_fingerprint",
-              "params", "best_metrics", "metrics", "parent", "epoch", "structure",
-              "pruning")  # fmt: skip
+_SLIM_KEYS = (
+    "model_args",
+    "class_names",
+    "imgsz",
+    "spec",
+    "opts",
+    "data_fingerprint",
+    "params",
+    "best_metrics",
+    "metrics",
+    "parent",
+    "epoch",
+    "structure",
+    "pruning",
+)
 
 
 def slim_checkpoint(ckpt: dict[str, Any], half: bool = True) -> dict[str, Any]:
@@ -131,9 +143,14 @@ def structure_of(model: Detector) -> dict[str, Any] | None:
 
 
 def warm_start(
-    ref: str, class_names: Sequence[str], arch: str, head: str,
-    data: str = "", fingerprint: str | None = None, registry_root: Path = BUNDLED_ROOT,
-) -> tuple[Detector, dict[str, Any]]:  # fmt: skip
+    ref: str,
+    class_names: Sequence[str],
+    arch: str,
+    head: str,
+    data: str = "",
+    fingerprint: str | None = None,
+    registry_root: Path = BUNDLED_ROOT,
+) -> tuple[Detector, dict[str, Any]]:
     """The detector (architecture and EMA weights) of ``ref``, a checkpoint or a ref into
     the registry at ``registry_root`` with a ``model.pt``, in train mode, and its
     provenance record. ``train --init-from`` trains on from it with a fresh optimizer and
@@ -178,5 +195,7 @@ def check_same_split(ref: str, ck: dict[str, Any], data: str, fingerprint: str |
     log.warning(
         "--init-from %s trained on other samples (data fingerprint %s) than this run (%s): "
         "if they include this run's validation carve-out its mAP is optimistic",
-        ref, theirs, fingerprint,
-    )  # fmt: skip
+        ref,
+        theirs,
+        fingerprint,
+    )

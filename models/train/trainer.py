@@ -117,9 +117,14 @@ class Trainer:
             self.model: Detector = self._build_model(resume_ck)
         elif opts.init_from:
             self.model, self.init_from = warm_start(
-                opts.init_from, self.class_names, opts.arch, opts.head, opts.data,
-                self.fingerprint, registry_root,
-            )  # fmt: skip
+                opts.init_from,
+                self.class_names,
+                opts.arch,
+                opts.head,
+                opts.data,
+                self.fingerprint,
+                registry_root,
+            )
         else:
             self.model = self._build_model(None)
         self.model.to(self.device)
@@ -242,9 +247,13 @@ class Trainer:
         more than one batch."""
         o = self.opts
         return build_loader(
-            self.dataset, o.batch, shuffle=True, workers=workers, seed=o.seed,
+            self.dataset,
+            o.batch,
+            shuffle=True,
+            workers=workers,
+            seed=o.seed,
             drop_last=len(self.dataset) > o.batch,
-        )  # fmt: skip
+        )
 
     def fit(self) -> dict[str, Any]:
         """Train to ``opts.epochs``; returns the best metrics seen."""

@@ -78,9 +78,10 @@ def list_datasets(store: StoreDep) -> list[dict[str, Any]]:
 
 
 @router.get(
-    "/v1/datasets/{name}", summary="A dataset: counts per class, split and state",
+    "/v1/datasets/{name}",
+    summary="A dataset: counts per class, split and state",
     responses=error_responses(404),
-)  # fmt: skip
+)
 def show_dataset(name: str, store: StoreDep) -> dict[str, Any]:
     """Counts of one dataset."""
     with store.transaction() as s:
@@ -88,9 +89,11 @@ def show_dataset(name: str, store: StoreDep) -> dict[str, Any]:
 
 
 @router.post(
-    "/v1/datasets/{name}/samples", status_code=201, summary="Add an image (+ labels)",
+    "/v1/datasets/{name}/samples",
+    status_code=201,
+    summary="Add an image (+ labels)",
     responses=error_responses(400, 413),
-)  # fmt: skip
+)
 def add_sample(
     name: str,
     store: StoreDep,
@@ -120,9 +123,18 @@ def add_sample(
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"'classes' must be a JSON list of names: {exc}") from exc
     data = image.file.read()
-    item = intake.Item(data=data, boxes=boxes, state=state, source="upload", origin=origin,
-                       author=author, name=image.filename, line=line, camera=camera,
-                       frame_id=frame_id)  # fmt: skip
+    item = intake.Item(
+        data=data,
+        boxes=boxes,
+        state=state,
+        source="upload",
+        origin=origin,
+        author=author,
+        name=image.filename,
+        line=line,
+        camera=camera,
+        frame_id=frame_id,
+    )
     with store.transaction() as s:
         ds, _ = datasets.get_or_create(s, name, class_list, store.val_fraction)
         sample, outcome = intake.take(s, store.blobs, ds, item, store.max_pixels, add_classes)
@@ -135,9 +147,10 @@ _SAMPLE_ERRORS = error_responses(400, 404, 409)
 
 
 @router.put(
-    "/v1/samples/{sha256}/labels", summary="Set a sample's labels (new version)",
+    "/v1/samples/{sha256}/labels",
+    summary="Set a sample's labels (new version)",
     responses=_SAMPLE_ERRORS,
-)  # fmt: skip
+)
 def put_labels(
     sha256: str, body: LabelsBody, store: StoreDep, dataset: str | None = None
 ) -> dict[str, Any]:
@@ -187,26 +200,36 @@ def show_sample(sha256: str, store: StoreDep, dataset: str | None = None) -> dic
         sample = samples.get(s, sha256, ds)
         name = ds.name if ds else s.get_one(Dataset, sample.dataset_id).name
         hist = [
-            {"version": h.version, "state": h.state, "boxes": h.boxes, "author": h.author,
-             "origin": h.origin, "created_at": h.created_at.isoformat()}
+            {
+                "version": h.version,
+                "state": h.state,
+                "boxes": h.boxes,
+                "author": h.author,
+                "origin": h.origin,
+                "created_at": h.created_at.isoformat(),
+            }
             for h in labels.history(s, sample)
-        ]  # fmt: skip
+        ]
         return {**samples.summary(sample, name), "record": sample.record, "labels": hist}
 
 
 _IMAGE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The image as it was taken in.",
-        "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                    for t in intake.MEDIA_TYPES.values()},
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in intake.MEDIA_TYPES.values()
+        },
     },
-}  # fmt: skip
+}
 
 
 @router.get(
-    "/v1/samples/{sha256}/image", summary="A sample's image bytes", response_class=Response,
+    "/v1/samples/{sha256}/image",
+    summary="A sample's image bytes",
+    response_class=Response,
     responses={**_IMAGE, **_SAMPLE_ERRORS},
-)  # fmt: skip
+)
 def sample_image(sha256: str, store: StoreDep, dataset: str | None = None) -> Response:
     """The stored image, with its media type (404 once retention removed the pixels)."""
     with store.transaction() as s:

@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 
 #: Error codes of the HTTP errors Starlette raises itself (by status).
 HTTP_CODES = {
-    400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 408: "request_timeout", 413: "payload_too_large",
-    415: "unsupported_media_type", 431: "headers_too_large",
-}  # fmt: skip
+    400: "invalid_input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    431: "headers_too_large",
+}
 _INTERNAL = "internal error; see server log for this request id"
 
 

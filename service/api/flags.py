@@ -15,9 +15,11 @@ router = APIRouter(tags=["data"])
 
 
 @router.post(
-    "/v1/frames/{frame_id}/flag", status_code=202, summary="Flag a recent frame",
+    "/v1/frames/{frame_id}/flag",
+    status_code=202,
+    summary="Flag a recent frame",
     responses=error_responses(400, 404),
-)  # fmt: skip
+)
 async def flag_frame(frame_id: str, request: Request) -> dict[str, Any]:
     """Queue the frame for capture by every ``flagged`` sampler that covers it."""
     capture = getattr(request.app.state, "capture", None)

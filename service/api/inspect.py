@@ -175,11 +175,15 @@ async def inspect(
     data, filename = await image_from_request(request, ctx.settings.max_body_bytes)
     budget = deadline_ms or x_deadline_ms or ctx.settings.default_deadline_ms
     frame = Frame(
-        data=data, deadline=time.time() + budget / 1000,
-        line=line or x_line, camera=camera or x_camera, model_ref=model or x_model,
-        image_name=image_name or filename, frame_id=str(frame_id or x_frame_id or ""),
+        data=data,
+        deadline=time.time() + budget / 1000,
+        line=line or x_line,
+        camera=camera or x_camera,
+        model_ref=model or x_model,
+        image_name=image_name or filename,
+        frame_id=str(frame_id or x_frame_id or ""),
         pixels=pixels,
-    )  # fmt: skip
+    )
     record = await ctx.backend.inspect(frame)
     # Serialise once ourselves: returning a Response skips FastAPI's re-validation of the
     # model (measurable on the hot path); response_model above still documents the shape.

@@ -75,9 +75,12 @@ def _meta_json(meta: ModelMeta) -> dict[str, Any]:
         return [{"name": t.name, "datatype": t.datatype, "shape": t.shape} for t in specs]
 
     return {
-        "name": meta.name, "versions": meta.versions, "platform": meta.platform,
-        "inputs": tensors(meta.inputs), "outputs": tensors(meta.outputs),
-    }  # fmt: skip
+        "name": meta.name,
+        "versions": meta.versions,
+        "platform": meta.platform,
+        "inputs": tensors(meta.inputs),
+        "outputs": tensors(meta.outputs),
+    }
 
 
 @router.get("", summary="Server metadata")
@@ -93,9 +96,11 @@ async def live() -> JSONResponse:
 
 
 @router.get(
-    "/health/ready", summary="Server readiness", response_model=Ready,
+    "/health/ready",
+    summary="Server readiness",
+    response_model=Ready,
     responses={503: {"model": Ready, "description": "Not ready yet."}},
-)  # fmt: skip
+)
 async def ready(ctx: Ctx) -> JSONResponse:
     """200 once every configured model is warm, 503 before."""
     ok = ctx.ready
@@ -123,13 +128,17 @@ async def model_metadata(model_name: str, core: Core, model_version: str = "") -
 
 
 @router.get(
-    "/models/{model_name}/ready", summary="Model readiness", response_model=ModelReadiness,
+    "/models/{model_name}/ready",
+    summary="Model readiness",
+    response_model=ModelReadiness,
     responses=READY_ERRORS,
 )
 @router.get(
-    "/models/{model_name}/versions/{model_version}/ready", summary="Model readiness",
-    response_model=ModelReadiness, responses=READY_ERRORS,
-)  # fmt: skip
+    "/models/{model_name}/versions/{model_version}/ready",
+    summary="Model readiness",
+    response_model=ModelReadiness,
+    responses=READY_ERRORS,
+)
 async def model_ready(model_name: str, core: Core, model_version: str = "") -> JSONResponse:
     """200 when the model version is loaded and warm, 503 otherwise; 404 for a model or
     version the registry does not know."""

@@ -29,9 +29,10 @@ def _settings(request: Request) -> Settings:
 
 
 @router.post(
-    "/v1/integrations/label-studio", summary="Label Studio webhook",
+    "/v1/integrations/label-studio",
+    summary="Label Studio webhook",
     responses=error_responses(400, 401, 404, 409),
-)  # fmt: skip
+)
 def label_studio_webhook(
     request: Request,
     store: StoreDep,

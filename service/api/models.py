@@ -58,10 +58,12 @@ async def show_model(name: str, ctx: Ctx) -> ModelDetail:
     reg = ctx.registry
     versions = reg.versions(name)
     return ModelDetail(
-        name=name, versions=versions, aliases=reg.aliases(name),
+        name=name,
+        versions=versions,
+        aliases=reg.aliases(name),
         cards={v: reg.get(name, v).card for v in versions},
         serving=ctx.manager.aliases(name) if ctx.manager else {},
-    )  # fmt: skip
+    )
 
 
 @router.put(

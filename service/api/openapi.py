@@ -71,9 +71,11 @@ def install_openapi(app: FastAPI, error_body: type[Any]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description,
+                title=app.title,
+                version=app.version,
+                description=app.description,
                 routes=app.routes,
-            )  # fmt: skip
+            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.setdefault("ErrorBody", error_body.model_json_schema())
             app.openapi_schema = errors_documented(schema)

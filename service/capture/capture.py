@@ -27,9 +27,13 @@ class Capture:
     """Offers answered frames to the samplers; keeps the last frames for flagging."""
 
     def __init__(
-        self, settings: Settings, store: Store, metrics: Any, registry: Registry,
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Any,
+        registry: Registry,
         redis_client: Any = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.settings, self.metrics, self.registry = settings, metrics, registry
         specs = list(settings.capture_samplers)
         self.rules = [s for s in specs if s.kind not in ("flagged", "disagreement")]
@@ -39,14 +43,20 @@ class Capture:
         self.local = None if shared else LocalBuckets(specs)
         remote = RedisBuckets(redis_client, settings.redis_prefix, specs) if shared else None
         quotas = Quotas(
-            settings.capture_dataset_quota_bytes, settings.capture_dataset_quota_images,
-            settings.capture_class_quota_bytes, settings.capture_class_quota_images,
+            settings.capture_dataset_quota_bytes,
+            settings.capture_dataset_quota_images,
+            settings.capture_class_quota_bytes,
+            settings.capture_class_quota_images,
             settings.capture_min_free_bytes,
-        )  # fmt: skip
+        )
         self.writer = Writer(
-            store, metrics, quotas, settings.capture_queue_size, remote,
+            store,
+            metrics,
+            quotas,
+            settings.capture_queue_size,
+            remote,
             settings.capture_retention_days,
-        )  # fmt: skip
+        )
         self.ring: OrderedDict[str, tuple[Frame, DetectionRecord, datetime]] = OrderedDict()
         self.ring_size = settings.capture_flag_buffer
         self.rand = samplers.default_rand()
@@ -68,16 +78,26 @@ class Capture:
             names = [str(n) for n in card["class_names"]]
             s = self.settings
             post = PostprocessConfig.for_classes(
-                names, s.score_threshold, s.class_thresholds, s.iou_threshold,
-                s.max_detections, card=card,
-            )  # fmt: skip
+                names,
+                s.score_threshold,
+                s.class_thresholds,
+                s.iou_threshold,
+                s.max_detections,
+                card=card,
+            )
             thr = [float(t) for t in np.asarray(post.conf_thr).reshape(-1)]
             got = (dict(zip(names, thr, strict=True)), tuple(names))
             self._thresholds[key] = got
         return got
 
-    def _submit(self, spec: SamplerSpec, frame: Frame, record: DetectionRecord,
-                classes: tuple[str, ...], taken_at: datetime) -> bool:  # fmt: skip
+    def _submit(
+        self,
+        spec: SamplerSpec,
+        frame: Frame,
+        record: DetectionRecord,
+        classes: tuple[str, ...],
+        taken_at: datetime,
+    ) -> bool:
         if self.local is not None and not self.local.take(spec.name):
             self.metrics.capture_dropped.labels(spec.name, "limit").inc()
             return False

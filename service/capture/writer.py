@@ -59,9 +59,14 @@ class Writer:
     """Bounded queue + writer thread. :meth:`submit` never blocks."""
 
     def __init__(
-        self, store: Store, metrics: Any, quotas: Quotas, size: int,
-        shared_limits: RedisBuckets | None = None, retention_days: float | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        store: Store,
+        metrics: Any,
+        quotas: Quotas,
+        size: int,
+        shared_limits: RedisBuckets | None = None,
+        retention_days: float | None = None,
+    ) -> None:
         self.store, self.metrics, self.quotas = store, metrics, quotas
         self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=size)
         self.shared_limits = shared_limits
@@ -151,11 +156,17 @@ class Writer:
         prediction = record["detections"]
         cls = majority_label(prediction)
         item = intake.Item(
-            data=job.data, source="capture", line=record.get("line"), camera=record.get("camera"),
-            frame_id=record.get("frame_id"), taken_at=job.taken_at, prediction=prediction,
-            record=record, sampler=job.sampler,
+            data=job.data,
+            source="capture",
+            line=record.get("line"),
+            camera=record.get("camera"),
+            frame_id=record.get("frame_id"),
+            taken_at=job.taken_at,
+            prediction=prediction,
+            record=record,
+            sampler=job.sampler,
             model_ref=f"{record['model']['name']}:{record['model']['version']}",
-        )  # fmt: skip
+        )
         try:
             with self.store.transaction() as s:
                 ds, _ = datasets.get_or_create(
@@ -185,10 +196,11 @@ class Writer:
         if q.dataset_images is not None or q.dataset_bytes is not None:
             n, used = s.execute(
                 select(func.count(), func.coalesce(func.sum(Sample.size_bytes), 0)).where(
-                    Sample.dataset_id == ds_id, Sample.source == "capture",
+                    Sample.dataset_id == ds_id,
+                    Sample.source == "capture",
                     Sample.pixels_deleted_at.is_(None),
                 )
-            ).one()  # fmt: skip
+            ).one()
             if q.dataset_images is not None and n + 1 > q.dataset_images:
                 return "quota_dataset"
             if q.dataset_bytes is not None and used + size > q.dataset_bytes:
@@ -196,11 +208,12 @@ class Writer:
         if q.class_images is not None or q.class_bytes is not None:
             n, used = s.execute(
                 select(func.count(), func.coalesce(func.sum(Sample.size_bytes), 0)).where(
-                    Sample.dataset_id == ds_id, Sample.source == "capture",
+                    Sample.dataset_id == ds_id,
+                    Sample.source == "capture",
                     Sample.capture_class.is_(None) if cls is None else Sample.capture_class == cls,
                     Sample.pixels_deleted_at.is_(None),
                 )
-            ).one()  # fmt: skip
+            ).one()
             if q.class_images is not None and n + 1 > q.class_images:
                 return "quota_class"
             if q.class_bytes is not None and used + size > q.class_bytes:
@@ -217,23 +230,29 @@ def apply_retention(store: Store, days: float, now: datetime | None = None) -> i
         rows = list(
             s.scalars(
                 select(Sample).where(
-                    Sample.source == "capture", Sample.state == "unlabelled",
-                    Sample.golden.is_(False), Sample.pixels_deleted_at.is_(None),
+                    Sample.source == "capture",
+                    Sample.state == "unlabelled",
+                    Sample.golden.is_(False),
+                    Sample.pixels_deleted_at.is_(None),
                     Sample.taken_at < cutoff,
                 )
             )
-        )  # fmt: skip
+        )
         stamp = datetime.now(UTC)
         for smp in rows:
             smp.pixels_deleted_at = stamp
         shas = {r.sha256 for r in rows}
-        still_used = set(
-            s.scalars(
-                select(Sample.sha256).where(
-                    Sample.sha256.in_(shas), Sample.pixels_deleted_at.is_(None)
+        still_used = (
+            set(
+                s.scalars(
+                    select(Sample.sha256).where(
+                        Sample.sha256.in_(shas), Sample.pixels_deleted_at.is_(None)
+                    )
                 )
             )
-        ) if shas else set()  # fmt: skip
+            if shas
+            else set()
+        )
     for sha in shas - still_used:
         store.blobs.delete(sha)
     freed = len(rows)

@@ -68,9 +68,14 @@ def _run_protoc(out: Path) -> None:
 
     include = resources.files("grpc_tools") / "_proto"
     args = [
-        "grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}",
-        f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *PROTOS,
-    ]  # fmt: skip
+        "grpc_tools.protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{include}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        *PROTOS,
+    ]
     if protoc.main(args) != 0:
         raise CodegenError(f"protoc failed for {PROTOS}")
 

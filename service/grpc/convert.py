@@ -14,9 +14,14 @@ from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
 from service.records import Detection, DetectionRecord, ModelInfo, Timing
 
 ENCODINGS = {
-    "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "bmp": "bmp", "x-ms-bmp": "bmp",
-    "tiff": "tiff", "tif": "tiff",
-}  # fmt: skip
+    "jpeg": "jpeg",
+    "jpg": "jpeg",
+    "png": "png",
+    "bmp": "bmp",
+    "x-ms-bmp": "bmp",
+    "tiff": "tiff",
+    "tif": "tiff",
+}
 _LIMITS = {"line": 64, "camera": 64, "frame_id": 128, "model": 128, "image_name": 256}
 MAX_DEADLINE_MS = 600_000.0
 _VERDICTS = {"pass": pb.VERDICT_PASS, "fail": pb.VERDICT_FAIL}
@@ -65,10 +70,15 @@ def frame_from_request(
     if time_remaining is not None:
         budget = min(budget, time_remaining)
     frame = Frame(
-        data=req.image, deadline=time.time() + budget, line=req.line or None,
-        camera=req.camera or None, model_ref=req.model or None,
-        image_name=req.image_name or None, frame_id=req.frame_id, pixels=layout,
-    )  # fmt: skip
+        data=req.image,
+        deadline=time.time() + budget,
+        line=req.line or None,
+        camera=req.camera or None,
+        model_ref=req.model or None,
+        image_name=req.image_name or None,
+        frame_id=req.frame_id,
+        pixels=layout,
+    )
     return frame
 
 

@@ -185,9 +185,12 @@ class StreamFlow(Generic[T, R]):
         self._pump()
 
     def _finish(
-        self, ticket: Ticket[T, R], outcome: Outcome, result: R | None = None,
+        self,
+        ticket: Ticket[T, R],
+        outcome: Outcome,
+        result: R | None = None,
         error: BaseException | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         ticket.outcome, ticket.result, ticket.error, ticket.item = outcome, result, error, None
         s = self.stats
         if outcome is Outcome.DONE:

@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "lineinspect.v1.InspectionService"
 _STREAM_METHOD = f"/{SERVICE_NAME}/StreamInspect"
 _STATUS = {
-    Outcome.DONE: pb.FRAME_STATUS_INSPECTED, Outcome.SKIPPED: pb.FRAME_STATUS_SKIPPED,
-    Outcome.EXPIRED: pb.FRAME_STATUS_EXPIRED, Outcome.FAILED: pb.FRAME_STATUS_FAILED,
-}  # fmt: skip
+    Outcome.DONE: pb.FRAME_STATUS_INSPECTED,
+    Outcome.SKIPPED: pb.FRAME_STATUS_SKIPPED,
+    Outcome.EXPIRED: pb.FRAME_STATUS_EXPIRED,
+    Outcome.FAILED: pb.FRAME_STATUS_FAILED,
+}
 _Flow = StreamFlow[Frame, DetectionRecord]
 
 
@@ -81,9 +83,12 @@ class InspectionServicer:
         frame = frame_from_request(request, self.ctx.settings, context.time_remaining())
         record = await self.ctx.backend.inspect(frame)
         return pb.InspectResponse(
-            frame_id=frame.frame_id, line=request.line, camera=request.camera,
-            status=pb.FRAME_STATUS_INSPECTED, record=record_to_proto(record),
-        )  # fmt: skip
+            frame_id=frame.frame_id,
+            line=request.line,
+            camera=request.camera,
+            status=pb.FRAME_STATUS_INSPECTED,
+            record=record_to_proto(record),
+        )
 
     async def StreamInspect(
         self,
@@ -95,10 +100,13 @@ class InspectionServicer:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
         s, dropped = self.ctx.settings, self.ctx.metrics.dropped
         flow: _Flow = StreamFlow(
-            self.ctx.backend.inspect, lane=lambda f: lane_of(f.line or "", f.camera or ""),
-            expired=lambda f: f.remaining() <= 0, in_flight=s.grpc_stream_in_flight,
-            buffer=s.grpc_stream_buffer, on_drop=lambda reason: dropped.labels(reason).inc(),
-        )  # fmt: skip
+            self.ctx.backend.inspect,
+            lane=lambda f: lane_of(f.line or "", f.camera or ""),
+            expired=lambda f: f.remaining() <= 0,
+            in_flight=s.grpc_stream_in_flight,
+            buffer=s.grpc_stream_buffer,
+            on_drop=lambda reason: dropped.labels(reason).inc(),
+        )
         reader = asyncio.create_task(self._read(request_iterator, flow))
         self._readers[reader] = flow
         errors = self.ctx.metrics.errors

@@ -27,8 +27,14 @@ from service.kserve.tensors import Tensor, checked_array, element_count, from_ra
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "inference.GRPCInferenceService"
-_TYPED = {"BYTES": "bytes_contents", "FP32": "fp32_contents", "FP64": "fp64_contents",
-          "INT64": "int64_contents", "INT32": "int_contents", "BOOL": "bool_contents"}  # fmt: skip
+_TYPED = {
+    "BYTES": "bytes_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT64": "int64_contents",
+    "INT32": "int_contents",
+    "BOOL": "bool_contents",
+}
 
 
 def _typed_input(t: Any) -> Tensor:
@@ -169,9 +175,13 @@ class KServeServicer:
         failed request is answered with ``error_message`` and the stream goes on."""
         s = self.ctx.settings
         flow: StreamFlow[Any, Any] = StreamFlow(
-            self._infer, lane=lambda r: "", expired=lambda r: False, newest_wins=False,
-            in_flight=s.grpc_stream_in_flight, buffer=s.grpc_stream_buffer,
-        )  # fmt: skip
+            self._infer,
+            lane=lambda r: "",
+            expired=lambda r: False,
+            newest_wins=False,
+            in_flight=s.grpc_stream_in_flight,
+            buffer=s.grpc_stream_buffer,
+        )
 
         async def read() -> None:
             try:

@@ -90,9 +90,11 @@ JobId = Annotated[int, PathParam(ge=1, le=MAX_INT)]
     },
 )
 def submit_job(
-    body: JobRequest, repo: Repo, response: Response,
+    body: JobRequest,
+    repo: Repo,
+    response: Response,
     ctx: Ctx,
-) -> JobOut:  # fmt: skip
+) -> JobOut:
     """Queue a job. Asking again for the same work (kind, parameters, snapshot, base
     refs) answers 200 with the existing job instead of training twice."""
     snapshot, base = resolve_request(body, ctx.registry)
@@ -115,8 +117,9 @@ def list_jobs(
     jobs, total = repo.list(
         [s.value for s in state or ()], [k.value for k in kind or ()], parent_id, limit, offset
     )
-    return JobPage(jobs=[JobOut.model_validate(j) for j in jobs], total=total, limit=limit,
-                   offset=offset)  # fmt: skip
+    return JobPage(
+        jobs=[JobOut.model_validate(j) for j in jobs], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))

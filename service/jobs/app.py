@@ -56,8 +56,9 @@ def create_trainer_app(settings: Settings, worker_id: str | None = None) -> Fast
         """200 while the worker loop runs and the database answers."""
         st = request.app.state
         ready = bool(st.thread.is_alive() and st.worker.healthy)
-        return JSONResponse({"ready": ready, "worker": st.worker.worker_id},
-                            status_code=200 if ready else 503)  # fmt: skip
+        return JSONResponse(
+            {"ready": ready, "worker": st.worker.worker_id}, status_code=200 if ready else 503
+        )
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
@@ -72,7 +73,10 @@ def run_trainer(settings: Settings, worker_id: str | None = None) -> None:
     if importlib.util.find_spec("torch") is None:
         raise NotReady("'worker train' needs the training extra (pip install 'lineinspect[train]')")
     uvicorn.run(
-        create_trainer_app(settings, worker_id), host=settings.host,
-        port=settings.trainer_metrics_port, log_level=settings.log_level.lower(),
-        access_log=False, timeout_graceful_shutdown=5,
-    )  # fmt: skip
+        create_trainer_app(settings, worker_id),
+        host=settings.host,
+        port=settings.trainer_metrics_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -24,13 +24,17 @@ from service.registry import Registry
 # The same --config and --registry as service/cli.py; defined here because that module
 # imports this one to register the commands (``python -m service.cli`` would load it twice).
 config_option = click.option(
-    "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--config",
+    "config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
-)  # fmt: skip
+)
 registry_option = click.option(
-    "--registry", "registry_root", type=click.Path(file_okay=False, path_type=Path),
+    "--registry",
+    "registry_root",
+    type=click.Path(file_okay=False, path_type=Path),
     help="Registry directory (default: the bundled registry, or LINEINSPECT_REGISTRY_ROOT).",
-)  # fmt: skip
+)
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
@@ -62,22 +66,36 @@ def jobs() -> None:
 
 @jobs.command("submit")
 @click.argument("kind", type=click.Choice([k.value for k in JobKind]))
-@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="A training-CLI option by name (epochs=30, init_from=neu-det-student, "
-              "no_adaptive=true); the value is read as YAML. Repeatable.")  # fmt: skip
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A training-CLI option by name (epochs=30, init_from=neu-det-student, "
+    "no_adaptive=true); the value is read as YAML. Repeatable.",
+)
 @click.option("--snapshot", help="Snapshot fingerprint (default: from the data.yaml's files).")
 @click.option("--parent", "parent_id", type=int, help="Parent (pipeline) job id.")
 @config_option
 @registry_option
 def jobs_submit(
-    kind: str, params: tuple[str, ...], snapshot: str | None, parent_id: int | None,
-    config: Path | None, registry_root: Path | None,
-) -> None:  # fmt: skip
+    kind: str,
+    params: tuple[str, ...],
+    snapshot: str | None,
+    parent_id: int | None,
+    config: Path | None,
+    registry_root: Path | None,
+) -> None:
     """Queue a KIND job (train, distil, evaluate); the same work asked twice is one job."""
     s = _settings(config, registry_root=registry_root)
     try:
-        req = JobRequest(kind=JobKind(kind), params=dict(_param(p) for p in params),
-                         snapshot=snapshot, parent_id=parent_id)  # fmt: skip
+        req = JobRequest(
+            kind=JobKind(kind),
+            params=dict(_param(p) for p in params),
+            snapshot=snapshot,
+            parent_id=parent_id,
+        )
     except ValidationError as exc:
         raise click.ClickException("; ".join(e["msg"] for e in exc.errors())) from exc
     try:
@@ -85,8 +103,7 @@ def jobs_submit(
         job, created = _repo(s).submit(req, snap, base)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"{'queued' if created else 'already asked:'} job {job.id} ({job.state})",
-               err=True)  # fmt: skip
+    click.echo(f"{'queued' if created else 'already asked:'} job {job.id} ({job.state})", err=True)
     _echo_job(job)
 
 
@@ -103,8 +120,10 @@ def jobs_list(
     for j in page:
         p = j.progress or {}
         epoch = f"{p['epoch']}/{p['epochs']}" if "epoch" in p else "-"
-        click.echo(f"{j.id}\t{j.kind}\t{j.state}\t{epoch}\t{j.worker or '-'}\t"
-                   f"{j.created_at:%Y-%m-%d %H:%M:%S}")  # fmt: skip
+        click.echo(
+            f"{j.id}\t{j.kind}\t{j.state}\t{epoch}\t{j.worker or '-'}\t"
+            f"{j.created_at:%Y-%m-%d %H:%M:%S}"
+        )
     click.echo(f"{len(page)} of {total}", err=True)
 
 
@@ -165,12 +184,18 @@ def jobs_logs(job_id: int, max_bytes: int, follow: bool, config: Path | None) ->
 @click.option("--metrics-port", type=int, help="Port of /metrics, /healthz, /readyz (9101).")
 @click.option("--worker-id", help="Worker name in job rows (default <hostname>-<pid>).")
 def worker_train(
-    config: Path | None, registry_root: Path | None, metrics_port: int | None,
+    config: Path | None,
+    registry_root: Path | None,
+    metrics_port: int | None,
     worker_id: str | None,
-) -> None:  # fmt: skip
+) -> None:
     """Claim training jobs from the database and run them as child processes."""
-    settings = _settings(config, registry_root=registry_root, trainer_metrics_port=metrics_port,
-                         trainer_worker_id=worker_id)  # fmt: skip
+    settings = _settings(
+        config,
+        registry_root=registry_root,
+        trainer_metrics_port=metrics_port,
+        trainer_worker_id=worker_id,
+    )
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

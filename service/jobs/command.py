@@ -81,10 +81,13 @@ def progress(job: Job, run_dir: Path) -> dict[str, Any] | None:
     times = [float(r["time_s"]) for r in records[-5:] if "time_s" in r]
     remaining = max(0, total - int(last["epoch"]))
     metrics = next(
-        ({k: r[k] for k in ("epoch", "map50", "map50_95") if k in r}
-         for r in reversed(records) if "map50" in r),
+        (
+            {k: r[k] for k in ("epoch", "map50", "map50_95") if k in r}
+            for r in reversed(records)
+            if "map50" in r
+        ),
         None,
-    )  # fmt: skip
+    )
     return {
         "epoch": int(last["epoch"]),
         "epochs": total,

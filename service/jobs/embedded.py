@@ -50,8 +50,11 @@ def _start(settings: Settings) -> Child:
     env = child_environment(settings_env(settings))
     program = [sys.executable, "-m", "service.cli", "worker", "train"]
     child = Child(program, env, log_path=None)  # logs go to the server's own output
-    log.info("embedded training worker started (pid %d, metrics port %d)", child.pid,
-             settings.trainer_metrics_port)  # fmt: skip
+    log.info(
+        "embedded training worker started (pid %d, metrics port %d)",
+        child.pid,
+        settings.trainer_metrics_port,
+    )
     return child
 
 
@@ -59,8 +62,11 @@ async def _supervise(settings: Settings, holder: list[Child]) -> None:
     while True:
         while (rc := holder[0].poll()) is None:  # polled: no thread parked on wait()
             await asyncio.sleep(1.0)
-        log.error("embedded training worker exited with status %d; restarting in %.0fs",
-                  rc, RESTART_DELAY_S)  # fmt: skip
+        log.error(
+            "embedded training worker exited with status %d; restarting in %.0fs",
+            rc,
+            RESTART_DELAY_S,
+        )
         await asyncio.sleep(RESTART_DELAY_S)
         holder[0] = _start(settings)
 

@@ -55,26 +55,35 @@ class TrainingMetrics:
             "lineinspect_training_epoch", "Epochs completed by the current job.", registry=r
         )
         self.epochs = Gauge(
-            "lineinspect_training_epochs_planned", "Epochs the current job trains for.",
+            "lineinspect_training_epochs_planned",
+            "Epochs the current job trains for.",
             registry=r,
-        )  # fmt: skip
+        )
         self.eta = Gauge(
-            "lineinspect_training_eta_seconds", "Estimated time left of the current job.",
+            "lineinspect_training_eta_seconds",
+            "Estimated time left of the current job.",
             registry=r,
-        )  # fmt: skip
+        )
         self.claims = Counter(
-            "lineinspect_training_claims", "Jobs claimed; resumed: the run has a checkpoint "
-            "to continue from (a lapsed lease, a stopped worker).", ["resumed"],
+            "lineinspect_training_claims",
+            "Jobs claimed; resumed: the run has a checkpoint "
+            "to continue from (a lapsed lease, a stopped worker).",
+            ["resumed"],
             registry=r,
-        )  # fmt: skip
+        )
         self.finished = Counter(
-            "lineinspect_training_jobs_finished", "Jobs this worker ended, by kind and outcome "
-            "(lost: cancelled or taken over while running).", ["kind", "state"], registry=r,
-        )  # fmt: skip
+            "lineinspect_training_jobs_finished",
+            "Jobs this worker ended, by kind and outcome "
+            "(lost: cancelled or taken over while running).",
+            ["kind", "state"],
+            registry=r,
+        )
         self.last_duration = Gauge(
             "lineinspect_training_last_job_duration_seconds",
-            "Wall time of this worker's last finished attempt, by kind.", ["kind"], registry=r,
-        )  # fmt: skip
+            "Wall time of this worker's last finished attempt, by kind.",
+            ["kind"],
+            registry=r,
+        )
         for resumed in ("false", "true"):
             self.claims.labels(resumed)
 

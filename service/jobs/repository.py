@@ -57,10 +57,16 @@ class JobRepository:
             if req.parent_id is not None and s.get(Job, req.parent_id) is None:
                 raise NotFound(f"parent job {req.parent_id} does not exist")
             job = Job(
-                kind=str(req.kind), params=params, snapshot=snapshot, base_refs=base_refs,
-                idempotency_key=key, state=QUEUED, parent_id=req.parent_id, attempts=0,
+                kind=str(req.kind),
+                params=params,
+                snapshot=snapshot,
+                base_refs=base_refs,
+                idempotency_key=key,
+                state=QUEUED,
+                parent_id=req.parent_id,
+                attempts=0,
                 created_at=utcnow(),
-            )  # fmt: skip
+            )
             s.add(job)
             try:
                 s.commit()
@@ -86,9 +92,13 @@ class JobRepository:
             return job
 
     def list(
-        self, states: Sequence[str] = (), kinds: Sequence[str] = (),
-        parent_id: int | None = None, limit: int = 50, offset: int = 0,
-    ) -> tuple[list[Job], int]:  # fmt: skip
+        self,
+        states: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        parent_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Job], int]:
         """Jobs newest first, filtered; ``(page, total matching)``."""
         conds: list[Any] = []
         if states:
@@ -113,9 +123,10 @@ class JobRepository:
         with self.sessions() as s:
             for cond in (Job.id == job_id, Job.parent_id == job_id):
                 s.execute(
-                    update(Job).where(cond, Job.state.in_(open_states))
+                    update(Job)
+                    .where(cond, Job.state.in_(open_states))
                     .values(state=JobState.CANCELLED.value, finished_at=now, lease_until=None)
-                )  # fmt: skip
+                )
             s.commit()
         job = self.get(job_id)
         if job.state != JobState.CANCELLED.value:
@@ -144,9 +155,12 @@ class JobRepository:
         now = utcnow()
         claimable = or_(Job.state == QUEUED, and_(Job.state == RUNNING, Job.lease_until < now))
         stmt = (
-            select(Job).where(claimable, Job.kind.in_([str(k) for k in RUNNABLE]))
-            .order_by(Job.id).limit(1).with_for_update(skip_locked=True)
-        )  # fmt: skip
+            select(Job)
+            .where(claimable, Job.kind.in_([str(k) for k in RUNNABLE]))
+            .order_by(Job.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
         with self._claim_transaction() as s:
             while (job := s.scalars(stmt).first()) is not None:
                 if job.state == RUNNING and job.attempts >= self.max_attempts:
@@ -168,9 +182,13 @@ class JobRepository:
         return and_(Job.id == job_id, Job.worker == worker, Job.state == RUNNING)
 
     def renew(
-        self, job_id: int, worker: str, lease_s: float,
-        progress: dict[str, Any] | None = None, pid: int | None = None,
-    ) -> bool:  # fmt: skip
+        self,
+        job_id: int,
+        worker: str,
+        lease_s: float,
+        progress: dict[str, Any] | None = None,
+        pid: int | None = None,
+    ) -> bool:
         """Extend the lease (and record progress); False when the job is no longer this
         worker's (cancelled, or taken over after a lapsed lease)."""
         values: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
@@ -183,22 +201,38 @@ class JobRepository:
     def release(self, job_id: int, worker: str, progress: dict[str, Any] | None) -> bool:
         """Give a running job back to the queue (worker stopping): the next claim resumes
         it from its checkpoint. A hand-back is not a failed attempt: it is not counted."""
-        values: dict[str, Any] = {"state": QUEUED, "worker": None, "lease_until": None,
-                                  "pid": None, "attempts": Job.attempts - 1}  # fmt: skip
+        values: dict[str, Any] = {
+            "state": QUEUED,
+            "worker": None,
+            "lease_until": None,
+            "pid": None,
+            "attempts": Job.attempts - 1,
+        }
         if progress is not None:
             values["progress"] = progress
         return self._update_owned(job_id, worker, values)
 
     def finish(
-        self, job_id: int, worker: str, state: JobState, *, result: dict[str, Any] | None = None,
-        error: str | None = None, progress: dict[str, Any] | None = None,
+        self,
+        job_id: int,
+        worker: str,
+        state: JobState,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        progress: dict[str, Any] | None = None,
         log_tail: str | None = None,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """Record the end of a job this worker runs; False when it was no longer its."""
         values: dict[str, Any] = {
-            "state": state.value, "result": result, "error": error, "log_tail": log_tail,
-            "finished_at": utcnow(), "lease_until": None, "pid": None,
-        }  # fmt: skip
+            "state": state.value,
+            "result": result,
+            "error": error,
+            "log_tail": log_tail,
+            "finished_at": utcnow(),
+            "lease_until": None,
+            "pid": None,
+        }
         if progress is not None:
             values["progress"] = progress
         return self._update_owned(job_id, worker, values)

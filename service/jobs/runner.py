@@ -21,23 +21,39 @@ log = logging.getLogger(__name__)
 
 def launch_argv(program: Sequence[str], nice: int) -> list[str]:
     """``program`` behind the launcher (:mod:`service.jobs.launch`)."""
-    return [sys.executable, "-m", "service.jobs.launch", str(os.getpid()), str(nice), "--",
-            *program]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "service.jobs.launch",
+        str(os.getpid()),
+        str(nice),
+        "--",
+        *program,
+    ]
 
 
 class Child:
     """One child process; ``program[0]`` is an executable path."""
 
     def __init__(
-        self, program: Sequence[str], env: Mapping[str, str], log_path: Path | None,
-        nice: int = 0, cwd: Path | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        program: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path | None,
+        nice: int = 0,
+        cwd: Path | None = None,
+    ) -> None:
         self._log = log_path.open("ab") if log_path is not None else None
         self.proc = subprocess.Popen(
-            launch_argv(program, nice), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
-            start_new_session=True, close_fds=True,
-        )  # fmt: skip
+            launch_argv(program, nice),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            start_new_session=True,
+            close_fds=True,
+        )
         self.pid = self.proc.pid  # the launcher execs: this is the program's pid
 
     def poll(self) -> int | None:

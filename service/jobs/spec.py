@@ -38,7 +38,8 @@ _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 Scalar = str | int | float | bool
 #: The parameter names a request may use, as its schema states them.
 _PARAM_NAMES: dict[str, JsonValue] = {
-    "pattern": _PARAM.pattern, "not": {"enum": [*sorted(RESERVED)]}
+    "pattern": _PARAM.pattern,
+    "not": {"enum": [*sorted(RESERVED)]},
 }
 
 
@@ -56,9 +57,11 @@ class JobRequest(BaseModel):
         json_schema_extra={"propertyNames": _PARAM_NAMES},
     )
     snapshot: str | None = Field(
-        None, max_length=128, description="Fingerprint of the data snapshot; default: "
+        None,
+        max_length=128,
+        description="Fingerprint of the data snapshot; default: "
         "computed from the data.yaml parameter's files (names, sizes, modification times).",
-    )  # fmt: skip
+    )
     base_refs: dict[str, str] = Field(
         default_factory=dict, description="Pinned base models; default: from the parameters."
     )

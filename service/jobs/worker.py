@@ -50,9 +50,12 @@ class TrainingWorker:
     thread: the child is killed by the kernel when the thread that started it ends."""
 
     def __init__(
-        self, repo: JobRepository, settings: Settings, metrics: TrainingMetrics,
+        self,
+        repo: JobRepository,
+        settings: Settings,
+        metrics: TrainingMetrics,
         worker_id: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.repo, self.settings, self.metrics = repo, settings, metrics
         self.worker_id = worker_id or settings.trainer_worker_id or default_worker_id()
         self.threads = child_threads(settings)
@@ -66,8 +69,13 @@ class TrainingWorker:
     def run(self) -> None:
         """Claim and run jobs until stopped."""
         s = self.settings
-        log.info("training worker %s: child threads %d, nice %d, lease %.0fs",
-                 self.worker_id, self.threads, s.trainer_nice, s.trainer_lease_s)  # fmt: skip
+        log.info(
+            "training worker %s: child threads %d, nice %d, lease %.0fs",
+            self.worker_id,
+            self.threads,
+            s.trainer_nice,
+            s.trainer_lease_s,
+        )
         while not self._stop.is_set():
             try:
                 job = self.repo.claim(self.worker_id, s.trainer_lease_s)
@@ -117,8 +125,14 @@ class TrainingWorker:
         m.running.set(1)
         m.job_id.set(job.id)
         args = command.child_args(job, run_dir, self.threads, s.registry_root)
-        log.info("job %d (%s, attempt %d) in %s: lineinspect %s", job.id, job.kind,
-                 job.attempts, run_dir, " ".join(args))  # fmt: skip
+        log.info(
+            "job %d (%s, attempt %d) in %s: lineinspect %s",
+            job.id,
+            job.kind,
+            job.attempts,
+            run_dir,
+            " ".join(args),
+        )
         program = [sys.executable, "-m", "service.cli", *args]
         started = time.monotonic()
         child = Child(program, self._env(), run_dir / command.LOG, s.trainer_nice)
@@ -139,13 +153,19 @@ class TrainingWorker:
             except SQLAlchemyError as exc:  # keep training while the lease still holds
                 self.healthy = False
                 ours = time.monotonic() - renewed < s.trainer_lease_s
-                log.warning("job %d: cannot renew its lease (%s)%s", job.id, exc,
-                            "" if ours else "; it has lapsed")  # fmt: skip
+                log.warning(
+                    "job %d: cannot renew its lease (%s)%s",
+                    job.id,
+                    exc,
+                    "" if ours else "; it has lapsed",
+                )
             if not ours:
                 log.warning(
                     "job %d is no longer ours (cancelled, taken over or lapsed): stopping its "
-                    "child; the checkpoint stays in %s", job.id, run_dir,
-                )  # fmt: skip
+                    "child; the checkpoint stays in %s",
+                    job.id,
+                    run_dir,
+                )
                 child.stop(s.trainer_stop_grace_s)
                 return "lost"
             if self._stop.wait(s.trainer_poll_s):
@@ -163,8 +183,9 @@ class TrainingWorker:
         else:
             last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
             state, error, res = JobState.FAILED, f"exit status {rc}: {last}"[:2000], None
-        if not self.repo.finish(job.id, self.worker_id, state, result=res, error=error,
-                                progress=prog, log_tail=tail):  # fmt: skip
+        if not self.repo.finish(
+            job.id, self.worker_id, state, result=res, error=error, progress=prog, log_tail=tail
+        ):
             return "lost"
         log.info("job %d %s", job.id, state.value if rc == 0 else f"failed: {error}")
         return state.value

@@ -142,10 +142,13 @@ class KServeCore:
             return {"name": t.name, "data_type": to_type[t.datatype], "dims": t.shape}
 
         return {
-            "name": meta.name, "platform": PLATFORM, "backend": "onnxruntime", "max_batch_size": 0,
+            "name": meta.name,
+            "platform": PLATFORM,
+            "backend": "onnxruntime",
+            "max_batch_size": 0,
             "input": [{**entry(t), "optional": True} for t in meta.inputs],
             "output": [entry(t) for t in meta.outputs],
-        }  # fmt: skip
+        }
 
     def statistics(self, name: str = "", version: str = "") -> list[dict[str, Any]]:
         """Cumulative statistics (v2 ``model_stats``, see service/model_stats.py): of one
@@ -188,9 +191,14 @@ class KServeCore:
         return self._classes[key]
 
     async def infer(
-        self, name: str, version: str, inputs: list[Tensor], requested: list[str] | None = None,
-        request_id: str = "", timeout_s: float | None = None,
-    ) -> InferResult:  # fmt: skip
+        self,
+        name: str,
+        version: str,
+        inputs: list[Tensor],
+        requested: list[str] | None = None,
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> InferResult:
         """Inspect every image of the request; outputs in ``requested`` order (default all)."""
         ref = model_ref(name, version)
         names = [t.name for t in inputs]
@@ -205,9 +213,11 @@ class KServeCore:
         records = await _all(self._submit(inputs[0], ref, deadline, request_id))
         outputs = self._outputs(records)
         return InferResult(
-            model_name=name, model_version=str(records[0].model.version), id=request_id,
+            model_name=name,
+            model_version=str(records[0].model.version),
+            id=request_id,
             outputs=[outputs[n] for n in wanted],
-        )  # fmt: skip
+        )
 
     def _submit(
         self, t: Tensor, ref: str, deadline: float, rid: str

@@ -164,11 +164,13 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
         for o in outs or []
     }
     return InferRequest(
-        id=str(req.get("id", "")), inputs=inputs,
-        outputs=[str(o["name"]) for o in outs] if outs else None, binary=binary,
+        id=str(req.get("id", "")),
+        inputs=inputs,
+        outputs=[str(o["name"]) for o in outs] if outs else None,
+        binary=binary,
         binary_default=bool(params.get("binary_data_output", False)),
         timeout_s=timeout / 1e6 if timeout else None,
-    )  # fmt: skip
+    )
 
 
 def encode_response(result: InferResult, req: InferRequest) -> tuple[bytes, int | None]:

@@ -50,9 +50,12 @@ class RedisFrameBackend:
         self.client = connect(settings)
         self._listen_client = connect(settings, block_ms=settings.redis_block_ms)
         self.health = RedisHealth(
-            self.client, settings.redis_health_ms / 1000, metrics, self._on_recover,
+            self.client,
+            settings.redis_health_ms / 1000,
+            metrics,
+            self._on_recover,
             gauges=(metrics.redis_up, metrics.ready),
-        )  # fmt: skip
+        )
         self.monitor = QueueMonitor(
             self.client, self.keys, metrics, self.health, settings.redis_stats_interval_s
         )
@@ -74,9 +77,11 @@ class RedisFrameBackend:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await cancel_task(self._listener)
         await self.monitor.stop()
         await self.health.stop()
@@ -137,9 +142,11 @@ class RedisFrameBackend:
         record.timing_ms.total = round((time.perf_counter() - frame.received) * 1000, 3)
         t = record.timing_ms
         self.metrics.model_stats.success(
-            (record.model.name, record.model.version), t.total / 1000, t.queue / 1000,
+            (record.model.name, record.model.version),
+            t.total / 1000,
+            t.queue / 1000,
             t.inference / 1000,
-        )  # fmt: skip
+        )
         return record
 
     # --- replies ------------------------------------------------------------------------
@@ -172,10 +179,12 @@ class RedisFrameBackend:
         failed = 0
         for fut in self._waiting.values():
             if not fut.done():
-                fut.set_exception(Unavailable(
-                    f"the frame queue (Redis) was lost while this frame was in flight ({exc}); "
-                    "retry with the same frame id"
-                ))  # fmt: skip
+                fut.set_exception(
+                    Unavailable(
+                        f"the frame queue (Redis) was lost while this frame was in flight ({exc}); "
+                        "retry with the same frame id"
+                    )
+                )
                 failed += 1
         if failed:
             self.metrics.dropped.labels("unavailable").inc(failed)

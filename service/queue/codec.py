@@ -68,10 +68,15 @@ def decode_entry(fields: dict[Any, Any]) -> QueuedFrame:
     opt = {k: (text(f[k]) if f.get(k) else None) for k in _OPTIONAL}
     pixels = RawLayout.decode(opt["pixels"]) if opt["pixels"] else None
     frame = Frame(
-        data=bytes(f["data"]), deadline=float(text(f["deadline"])),
-        line=opt["line"], camera=opt["camera"], model_ref=opt["model"], image_name=opt["image"],
-        frame_id=opt["frame_id"] or "", pixels=pixels,
-    )  # fmt: skip
+        data=bytes(f["data"]),
+        deadline=float(text(f["deadline"])),
+        line=opt["line"],
+        camera=opt["camera"],
+        model_ref=opt["model"],
+        image_name=opt["image"],
+        frame_id=opt["frame_id"] or "",
+        pixels=pixels,
+    )
     rid = text(f["rid"])
     once = text(f["once"]) if f.get("once") else rid
     return QueuedFrame(frame, rid, text(f["reply"]), float(text(f["enq"])), once)

@@ -25,10 +25,13 @@ class RedisHealth:
     """Reachability of one Redis, exported as ``lineinspect_redis_up`` (and ``gauges``)."""
 
     def __init__(
-        self, client: aioredis.Redis, interval_s: float, metrics: Metrics,
+        self,
+        client: aioredis.Redis,
+        interval_s: float,
+        metrics: Metrics,
         on_recover: Callable[[], Awaitable[None]] | None = None,
         gauges: tuple[Gauge, ...] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.client, self.interval_s = client, interval_s
         self.on_recover = on_recover
         self._gauges = gauges if gauges is not None else (metrics.redis_up,)

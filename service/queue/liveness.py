@@ -83,15 +83,23 @@ class Liveness:
         return [name for name, up in zip(holders, alive, strict=True) if not up]
 
     async def pending(
-        self, count: int, consumer: str | None = None, idle_ms: int | None = None,
+        self,
+        count: int,
+        consumer: str | None = None,
+        idle_ms: int | None = None,
         after: str | None = None,
-    ) -> list[Pending]:  # fmt: skip
+    ) -> list[Pending]:
         """Up to ``count`` pending frames, oldest first: of ``consumer`` (None = any),
         idle at least ``idle_ms``, with ids after ``after``."""
         rows = await self.client.xpending_range(
-            self.keys.frames, self.keys.group, f"({after}" if after else "-", "+", count,
-            consumername=consumer, idle=idle_ms,
-        )  # fmt: skip
+            self.keys.frames,
+            self.keys.group,
+            f"({after}" if after else "-",
+            "+",
+            count,
+            consumername=consumer,
+            idle=idle_ms,
+        )
         return [
             Pending(text(r["message_id"]), text(r["consumer"]), int(r["times_delivered"]))
             for r in rows

@@ -53,9 +53,13 @@ class QueueMonitor:
     """Refreshes the queue gauges every ``interval_s`` while Redis is up."""
 
     def __init__(
-        self, client: aioredis.Redis, keys: QueueKeys, metrics: Metrics,
-        health: RedisHealth, interval_s: float,
-    ) -> None:  # fmt: skip
+        self,
+        client: aioredis.Redis,
+        keys: QueueKeys,
+        metrics: Metrics,
+        health: RedisHealth,
+        interval_s: float,
+    ) -> None:
         self.client, self.keys, self.metrics = client, keys, metrics
         self.health, self.interval_s = health, interval_s
         self._task: asyncio.Task[None] | None = None

@@ -50,9 +50,12 @@ class InferenceWorker:
     """One consumer of the frame stream. ``await start()`` once models are warm."""
 
     def __init__(
-        self, settings: Settings, inspector: Inspector, metrics: Metrics,
+        self,
+        settings: Settings,
+        inspector: Inspector,
+        metrics: Metrics,
         consumer: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         s = self.settings = settings
         self.inspector, self.metrics = inspector, metrics
         self.keys = QueueKeys.from_settings(settings)
@@ -135,9 +138,12 @@ class InferenceWorker:
                 continue
             try:
                 resp = await self._read_client.xreadgroup(
-                    self.keys.group, self.consumer, {self.keys.frames: ">"},
-                    count=min(free, self.settings.max_batch), block=self.settings.redis_block_ms,
-                )  # fmt: skip
+                    self.keys.group,
+                    self.consumer,
+                    {self.keys.frames: ">"},
+                    count=min(free, self.settings.max_batch),
+                    block=self.settings.redis_block_ms,
+                )
             except REDIS_DOWN as exc:
                 self.health.mark_down(exc)
                 continue
@@ -163,8 +169,9 @@ class InferenceWorker:
         """
         idle, after, claimed = self.settings.redis_reclaim_idle_ms, None, 0
         while (free := self.prefetch - len(self._in_flight)) > 0:
-            page = await self.liveness.pending(min(free, self.settings.max_batch), idle_ms=idle,
-                                               after=after)  # fmt: skip
+            page = await self.liveness.pending(
+                min(free, self.settings.max_batch), idle_ms=idle, after=after
+            )
             if not page:
                 break
             claimed += await self._take_over(page, idle)
@@ -265,8 +272,9 @@ class InferenceWorker:
         picked = time.time()
         record_json = ""
         if dead_after:
-            payload = await dead_letter(self.client, self.settings, self.metrics, entry_id,
-                                        fields, queued, dead_after)  # fmt: skip
+            payload = await dead_letter(
+                self.client, self.settings, self.metrics, entry_id, fields, queued, dead_after
+            )
         elif queued.frame.remaining() <= 0:
             self.metrics.dropped.labels("expired").inc()
             payload = error_reply(DeadlineExceeded("deadline passed while queued in Redis"))
@@ -294,9 +302,16 @@ class InferenceWorker:
         marker = k.done(queued.once if record_json else queued.rid)
         keys = [k.frames, marker, queued.reply_to, k.results]
         args: list[str | int] = [
-            k.group, entry_id, queued.rid, ttl_ms, payload, s.redis_reply_maxlen, ttl_ms,
-            s.redis_results_maxlen, record_json,
-        ]  # fmt: skip
+            k.group,
+            entry_id,
+            queued.rid,
+            ttl_ms,
+            payload,
+            s.redis_reply_maxlen,
+            ttl_ms,
+            s.redis_results_maxlen,
+            record_json,
+        ]
         grace = s.redis_reclaim_idle_ms / 1000
         give_up = time.monotonic() + max(queued.frame.remaining(), 0) + grace
         while True:

@@ -223,10 +223,14 @@ def read_export(
                 return Item(data=data, source="label-studio")
             state, boxes, origin = parse_annotation(ann, width, height, from_name)
             return Item(
-                data=data, boxes=boxes, state=state, origin=origin, source="label-studio",
+                data=data,
+                boxes=boxes,
+                state=state,
+                origin=origin,
+                source="label-studio",
                 author=str(ann.get("completed_by") or "label-studio"),
                 external_ref=f"{REF_PREFIX}{ann.get('id')}" if ann.get("id") else None,
-            )  # fmt: skip
+            )
 
         return load
 

@@ -30,11 +30,27 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def registry(tmp_path: Path) -> Path:
     root = tmp_path / "registry"
     root.mkdir()
-    out = run("models", "register", str(write_artefact(tmp_path / "a1")), "--name", "tiny",
-              "--alias", "production", "--registry", str(root))  # fmt: skip
+    out = run(
+        "models",
+        "register",
+        str(write_artefact(tmp_path / "a1")),
+        "--name",
+        "tiny",
+        "--alias",
+        "production",
+        "--registry",
+        str(root),
+    )
     assert "registered tiny:1 (production)" in out.stdout
-    run("models", "register", str(write_artefact(tmp_path / "a2", hot_class=1)), "--name", "tiny",
-        "--registry", str(root))  # fmt: skip
+    run(
+        "models",
+        "register",
+        str(write_artefact(tmp_path / "a2", hot_class=1)),
+        "--name",
+        "tiny",
+        "--registry",
+        str(root),
+    )
     return root
 
 
@@ -65,8 +81,16 @@ def test_predict_directory_writes_one_record_per_image(registry: Path, tmp_path:
         x1, y1, x2, y2 = det["box"]  # original pixels of the 300x200 image
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2  # the tiny model's boxes are grid cells
         assert 60 <= cx <= 200 and 10 <= cy <= 190 and x2 <= 300 and y2 <= 200
-    assert set(a) == {"image", "frame_id", "line", "camera", "model", "verdict", "detections",
-                      "timing_ms"}  # fmt: skip
+    assert set(a) == {
+        "image",
+        "frame_id",
+        "line",
+        "camera",
+        "model",
+        "verdict",
+        "detections",
+        "timing_ms",
+    }
     missing = run(
         "predict", str(tmp_path / "nothing*.jpg"), "--registry", str(registry), check=False
     )
@@ -81,8 +105,19 @@ def test_predict_skips_a_corrupt_image_and_keeps_the_rest(registry: Path, tmp_pa
     (images / "b.jpg").write_bytes(good[: len(good) // 3])  # a truncated upload
     (images / "c.png").write_bytes(encode(defect_image(box=(0, 0, 0, 0)), "PNG"))
     out = tmp_path / "preds.json"
-    res = run("predict", str(images), "--model", "tiny", "--out", str(out), "--batch", "3",
-              "--registry", str(registry), check=False)  # fmt: skip
+    res = run(
+        "predict",
+        str(images),
+        "--model",
+        "tiny",
+        "--out",
+        str(out),
+        "--batch",
+        "3",
+        "--registry",
+        str(registry),
+        check=False,
+    )
     assert res.returncode == 1, res.stderr
     assert "skipped" in res.stderr and "b.jpg" in res.stderr
     assert "1 of 3 images could not be read" in res.stderr
@@ -99,8 +134,17 @@ def test_predict_score_threshold_flag(registry: Path, tmp_path: Path) -> None:
 
     def scores(*flags: str) -> list[float]:
         out = tmp_path / "p.json"
-        run("predict", str(image), "--model", "tiny", "--out", str(out), "--registry",
-            str(registry), *flags)  # fmt: skip
+        run(
+            "predict",
+            str(image),
+            "--model",
+            "tiny",
+            "--out",
+            str(out),
+            "--registry",
+            str(registry),
+            *flags,
+        )
         return [d["score"] for d in json.loads(out.read_text())[0]["detections"]]
 
     default, low, high = (
@@ -110,16 +154,19 @@ def test_predict_score_threshold_flag(registry: Path, tmp_path: Path) -> None:
     )
     assert len(low) > len(default) > len(high) == 0
     assert min(low) < min(default)
-    bad = run("predict", str(image), "--score-threshold", "2", "--registry", str(registry),
-              check=False)  # fmt: skip
+    bad = run(
+        "predict", str(image), "--score-threshold", "2", "--registry", str(registry), check=False
+    )
     assert bad.returncode != 0 and "score-threshold" in bad.stderr
 
 
 def test_serve_answers_and_stops_cleanly(registry: Path) -> None:
     proc = subprocess.Popen(
         [*CLI, "serve", "--registry", str(registry), "--model", "tiny", "--port", "0"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "LINEINSPECT_WARMUP_RUNS": "1"},
-    )  # fmt: skip
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LINEINSPECT_WARMUP_RUNS": "1"},
+    )
     try:
         assert proc.stderr is not None
         port = None
@@ -131,8 +178,11 @@ def test_serve_answers_and_stops_cleanly(registry: Path) -> None:
         assert port, "server did not report its port"
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: HTTP.get(url + "/readyz").status_code == 200)
-        r = HTTP.post(url + "/v1/inspect", content=encode(defect_image()),
-                       headers={"Content-Type": "image/jpeg"})  # fmt: skip
+        r = HTTP.post(
+            url + "/v1/inspect",
+            content=encode(defect_image()),
+            headers={"Content-Type": "image/jpeg"},
+        )
         assert r.status_code == 200 and r.json()["model"]["name"] == "tiny"
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -21,8 +21,11 @@ TORCHLESS = "import sys; sys.modules['torch'] = None; from service.cli import ma
 def data(*args: str, root: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", TORCHLESS, "data", *args, "--data-root", str(root)],
-        capture_output=True, text=True, check=check, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+    )
 
 
 @pytest.mark.timeout(300)
@@ -67,11 +70,36 @@ def test_import_snapshot_export_and_train_on_the_snapshot(tmp_path: Path) -> Non
     assert bad.returncode != 0
     run_dir = tmp_path / "run"
     train = subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "--data", str(yaml_path), "--arch", "tiny",
-         "--head", "anchor_free", "--epochs", "2", "--imgsz", "64", "--batch", "8",
-         "--out", str(run_dir), "--workers", "0", "--device", "cpu", "--mosaic", "0"],
-        capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "train",
+            "--data",
+            str(yaml_path),
+            "--arch",
+            "tiny",
+            "--head",
+            "anchor_free",
+            "--epochs",
+            "2",
+            "--imgsz",
+            "64",
+            "--batch",
+            "8",
+            "--out",
+            str(run_dir),
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--mosaic",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert train.returncode == 0, train.stderr[-2000:]
     ckpt = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
     from service.store import Store, datasets, snapshots

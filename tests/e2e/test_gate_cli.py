@@ -25,17 +25,45 @@ def registry(tmp_path: Path) -> Path:
     """tiny:1 (production) and tiny:2, whose scores all sit far under its threshold."""
     root = tmp_path / "registry"
     root.mkdir()
-    run("models", "register", str(write_artefact(tmp_path / "a1")), "--name", "tiny",
-        "--alias", "production", "--registry", str(root))  # fmt: skip
-    run("models", "register", str(write_artefact(tmp_path / "a2", bright=1.2)), "--name",
-        "tiny", "--registry", str(root))  # fmt: skip
+    run(
+        "models",
+        "register",
+        str(write_artefact(tmp_path / "a1")),
+        "--name",
+        "tiny",
+        "--alias",
+        "production",
+        "--registry",
+        str(root),
+    )
+    run(
+        "models",
+        "register",
+        str(write_artefact(tmp_path / "a2", bright=1.2)),
+        "--name",
+        "tiny",
+        "--registry",
+        str(root),
+    )
     return root
 
 
 def gate(registry: Path, golden: Path, cand: str, *extra: str) -> tuple[int, str, dict[str, Any]]:
     out = golden.parent / "gate.json"
-    res = run("gate", cand, "--production", "tiny", "--data", str(golden / "data.yaml"),
-              "--registry", str(registry), "--out", str(out), *extra, check=False)  # fmt: skip
+    res = run(
+        "gate",
+        cand,
+        "--production",
+        "tiny",
+        "--data",
+        str(golden / "data.yaml"),
+        "--registry",
+        str(registry),
+        "--out",
+        str(out),
+        *extra,
+        check=False,
+    )
     assert "Traceback" not in res.stderr, res.stderr
     return res.returncode, res.stdout, json.loads(out.read_text())
 
@@ -69,8 +97,17 @@ def test_gate_fails_a_low_score_candidate_then_calibrate_fixes_it(
     assert rep["candidate"]["escape"]["scratch"]["rate"] == 1.0  # every defect passes
     assert not (registry / "tiny" / "3").exists()
 
-    res = run("calibrate", "tiny:2", "--data", str(golden), "--max-escape", "0.05",
-              "--register", "--registry", str(registry))  # fmt: skip
+    res = run(
+        "calibrate",
+        "tiny:2",
+        "--data",
+        str(golden),
+        "--max-escape",
+        "0.05",
+        "--register",
+        "--registry",
+        str(registry),
+    )
     assert "registered tiny:3 with class_thresholds" in res.stdout, res.stdout
     assert "too few images" in res.stdout and "unreachable" in res.stdout  # dent, own class
     card = json.loads((registry / "tiny" / "3" / "card.json").read_text())

@@ -14,8 +14,14 @@ TORCHLESS = "import sys; sys.modules['torch'] = None; from service.cli import ma
 
 def run(data_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LINEINSPECT_DATA_ROOT": str(data_root)}
-    return subprocess.run([sys.executable, "-c", TORCHLESS, *args], capture_output=True,
-                          text=True, check=check, timeout=120, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", TORCHLESS, *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_jobs_submit_list_show_cancel_logs(tmp_path: Path) -> None:

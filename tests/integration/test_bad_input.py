@@ -245,9 +245,13 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     reg.root.mkdir()
     reg.register(write_artefact(tmp / "a"), "tiny", alias="production")
     settings = load_settings(
-        None, registry_root=reg.root, models=["tiny"], warmup_runs=1,
-        max_body_bytes=MAX_BODY, max_pixels=MAX_PIXELS,
-    )  # fmt: skip
+        None,
+        registry_root=reg.root,
+        models=["tiny"],
+        warmup_runs=1,
+        max_body_bytes=MAX_BODY,
+        max_pixels=MAX_PIXELS,
+    )
     with serve_app(create_app(settings)) as u:
         yield u
 

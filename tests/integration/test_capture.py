@@ -30,11 +30,16 @@ SAMPLERS = [
     {"name": "all", "kind": "random", "fraction": 1.0, "per_day": 5, "dataset": "c-all"},
     {"name": "hot", "kind": "classes", "classes": ["scratch"], "dataset": "c-hot"},
     {"name": "empty", "kind": "detections_count", "fewer_than": 1, "dataset": "c-empty"},
-    {"name": "many", "kind": "detections_count", "more_than": 0, "dataset": "c-many",
-     "lines": ["L2"]},
+    {
+        "name": "many",
+        "kind": "detections_count",
+        "more_than": 0,
+        "dataset": "c-many",
+        "lines": ["L2"],
+    },
     {"name": "near", "kind": "near_threshold", "epsilon": 0.2, "dataset": "c-near"},
     {"name": "flag", "kind": "flagged", "per_day": 3, "dataset": "c-flag"},
-]  # fmt: skip
+]
 
 
 def _frames() -> list[bytes]:
@@ -61,18 +66,28 @@ def test_samplers_limits_and_quotas_under_concurrent_load(
     tiny_registry: Registry, tmp_path: Path
 ) -> None:
     settings = load_settings(
-        None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
-        data_root=tmp_path / "data", capture_samplers=SAMPLERS, score_threshold=0.5,
-        capture_dataset_quota_images=QUOTA, capture_min_free_bytes=0,
-    )  # fmt: skip
+        None,
+        registry_root=tiny_registry.root,
+        models=["tiny"],
+        warmup_runs=1,
+        data_root=tmp_path / "data",
+        capture_samplers=SAMPLERS,
+        score_threshold=0.5,
+        capture_dataset_quota_images=QUOTA,
+        capture_min_free_bytes=0,
+    )
     app: FastAPI = create_app(settings)
     frames = _frames()
     with serve_app(app) as url:
 
         def send(i: int) -> dict[str, Any]:
             line = "L2" if i % 2 else "L1"
-            r = HTTP.post(f"{url}/v1/inspect", params={"line": line}, content=frames[i],
-                          headers={"Content-Type": "image/png"})  # fmt: skip
+            r = HTTP.post(
+                f"{url}/v1/inspect",
+                params={"line": line},
+                content=frames[i],
+                headers={"Content-Type": "image/png"},
+            )
             assert r.status_code == 200, r.text
             return dict(r.json())
 
@@ -124,10 +139,14 @@ def test_samplers_limits_and_quotas_under_concurrent_load(
 
 def test_duplicates_are_dropped_and_counted(tiny_registry: Registry, tmp_path: Path) -> None:
     settings = load_settings(
-        None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
-        data_root=tmp_path / "data", capture_min_free_bytes=0,
+        None,
+        registry_root=tiny_registry.root,
+        models=["tiny"],
+        warmup_runs=1,
+        data_root=tmp_path / "data",
+        capture_min_free_bytes=0,
         capture_samplers=[{"name": "all", "kind": "random", "fraction": 1.0, "dataset": "c"}],
-    )  # fmt: skip
+    )
     app = create_app(settings)
     img = encode(defect_image(), "PNG")
     png_type = {"Content-Type": "image/png"}
@@ -150,8 +169,12 @@ def test_retention_deletes_only_unlabelled_capture_pixels(tmp_path: Path) -> Non
             for i, (kind, golden) in enumerate(
                 [("unlabelled", False), ("labelled", False), ("unlabelled", True), ("fresh", False)]
             ):
-                item = intake.Item(data=png(i), source="capture", golden=golden,
-                                   taken_at=old if kind != "fresh" else None)  # fmt: skip
+                item = intake.Item(
+                    data=png(i),
+                    source="capture",
+                    golden=golden,
+                    taken_at=old if kind != "fresh" else None,
+                )
                 if kind == "labelled":
                     item.state, item.boxes = "labelled", [{"box": [1, 1, 9, 9], "label": "dark"}]
                 smp, _ = intake.take(s, st.blobs, ds, item, st.max_pixels)

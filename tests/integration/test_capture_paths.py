@@ -45,9 +45,11 @@ def _rows(root: Path) -> list[Sample]:
 def test_grpc_frames_are_captured_encoded_and_raw(tiny_registry: Registry, tmp_path: Path) -> None:
     samplers = [{"name": "hot", "kind": "classes", "classes": ["scratch"], "dataset": "g"}]
     settings = settings_for(
-        tiny_registry.root, data_root=tmp_path / "data", capture_samplers=samplers,
+        tiny_registry.root,
+        data_root=tmp_path / "data",
+        capture_samplers=samplers,
         capture_min_free_bytes=0,
-    )  # fmt: skip
+    )
     images = _unique_defects(6)
     with serve_grpc(settings) as served:
         stub = pb_grpc.InspectionServiceStub(grpc.insecure_channel(served.target))
@@ -57,8 +59,9 @@ def test_grpc_frames_are_captured_encoded_and_raw(tiny_registry: Registry, tmp_p
             answers.append(stub.Inspect(req))
         for i, img in enumerate(images[3:]):
             h, w = img.shape[:2]
-            raw = pb.InspectRequest(image=img.tobytes(), encoding="RGB8", width=w, height=h,
-                                    frame_id=f"r{i}")  # fmt: skip
+            raw = pb.InspectRequest(
+                image=img.tobytes(), encoding="RGB8", width=w, height=h, frame_id=f"r{i}"
+            )
             answers.append(stub.Inspect(raw))
     # leaving the server stopped the writer, which first writes what is queued
     rows = {r.frame_id: r for r in _rows(tmp_path / "data")}
@@ -77,9 +80,12 @@ def test_redis_path_captures_with_limits_shared_in_redis(
     reg = make_registry(tmp_path)
     samplers = [{"name": "all", "kind": "random", "fraction": 1.0, "per_day": 4, "dataset": "q"}]
     settings = api_settings(
-        reg, redis_server, data_root=tmp_path / "data", capture_samplers=samplers,
+        reg,
+        redis_server,
+        data_root=tmp_path / "data",
+        capture_samplers=samplers,
         capture_min_free_bytes=0,
-    )  # fmt: skip
+    )
     app = create_app(settings)
     frames = [encode(img) for img in _unique_defects(10)]
     with run_workers(1, reg, redis_server.url, tmp_path, **WORKER_ENV), serve_app(app) as url:

@@ -96,8 +96,16 @@ def test_kserve_refuses_corrupt_frames(served: Served) -> None:
     grpc_stub = kpb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(served.target))
     for case in ("truncated-25%+eoi", "sof-7000x7000", "stray-rst-50%", "eoi-missing"):
         data = CORPUS[case]
-        body = {"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1],
-                            "data": [{"b64": base64.b64encode(data).decode()}]}]}  # fmt: skip
+        body = {
+            "inputs": [
+                {
+                    "name": "image_bytes",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "data": [{"b64": base64.b64encode(data).decode()}],
+                }
+            ]
+        }
         r = HTTP.post(served.url + "/v2/models/tiny/infer", content=json.dumps(body))
         assert r.status_code == 400 and set(r.json()) == {"error"}, case
         req = kpb.ModelInferRequest(model_name="tiny")

@@ -29,9 +29,13 @@ BOXES = [
 @pytest.fixture
 def api(tiny_registry: Registry, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     settings = load_settings(
-        None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
-        data_root=tmp_path / "data", label_studio_webhook_secret="hook-secret",
-    )  # fmt: skip
+        None,
+        registry_root=tiny_registry.root,
+        models=["tiny"],
+        warmup_runs=1,
+        data_root=tmp_path / "data",
+        label_studio_webhook_secret="hook-secret",
+    )
     with serve_app(create_app(settings)) as url:
         yield url, tmp_path / "data"
 
@@ -134,11 +138,22 @@ def _as_label_studio_would(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             res[0]["value"]["x"] += 5.0  # the annotator moved the first box right by 5 %
             res[0]["origin"] = "prediction-changed"
         t["annotations"] = [
-            {"id": 500 + i, "result": res, "was_cancelled": False, "completed_by": 7,
-             "created_at": "2026-12-04T10:00:00Z", "updated_at": "2026-12-04T10:00:00Z"},
-            {"id": 900 + i, "result": [], "was_cancelled": True,
-             "created_at": "2026-12-04T11:00:00Z", "updated_at": "2026-12-04T11:00:00Z"},
-        ]  # fmt: skip
+            {
+                "id": 500 + i,
+                "result": res,
+                "was_cancelled": False,
+                "completed_by": 7,
+                "created_at": "2026-12-04T10:00:00Z",
+                "updated_at": "2026-12-04T10:00:00Z",
+            },
+            {
+                "id": 900 + i,
+                "result": [],
+                "was_cancelled": True,
+                "created_at": "2026-12-04T11:00:00Z",
+                "updated_at": "2026-12-04T11:00:00Z",
+            },
+        ]
     return out
 
 

@@ -29,8 +29,13 @@ def _ready(url: str) -> bool:
 
 
 def _env(data_root: Path, trainer_port: int, **extra: str) -> dict[str, str]:
-    settings = {"TRAINER": "auto", "DATA_ROOT": str(data_root), "WARMUP_RUNS": "1",
-                "TRAINER_METRICS_PORT": str(trainer_port), **extra}  # fmt: skip
+    settings = {
+        "TRAINER": "auto",
+        "DATA_ROOT": str(data_root),
+        "WARMUP_RUNS": "1",
+        "TRAINER_METRICS_PORT": str(trainer_port),
+        **extra,
+    }
     return {**os.environ, **{f"LINEINSPECT_{k}": v for k, v in settings.items()}}
 
 
@@ -48,8 +53,18 @@ def test_serve_runs_a_training_worker_that_dies_with_it(
 ) -> None:
     rest, trainer_port = free_port(), free_port()
     env = _env(tmp_path, trainer_port, TRAINER_POLL_S="0.2", TRAINER_THREADS="1")
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(tiny_registry.root),
-           "--model", "tiny", "--port", str(rest)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--registry",
+        str(tiny_registry.root),
+        "--model",
+        "tiny",
+        "--port",
+        str(rest),
+    ]
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     api, trainer = f"http://127.0.0.1:{rest}", f"http://127.0.0.1:{trainer_port}"
@@ -66,8 +81,11 @@ def test_serve_runs_a_training_worker_that_dies_with_it(
         )
         assert r.status_code == 201, r.text
         job_url = f"{api}/v1/jobs/{r.json()['id']}"
-        wait_until(lambda: HTTP.get(job_url).json()["state"] in ("succeeded", "failed"),
-                   timeout=120, interval=0.2)  # fmt: skip
+        wait_until(
+            lambda: HTTP.get(job_url).json()["state"] in ("succeeded", "failed"),
+            timeout=120,
+            interval=0.2,
+        )
         done = HTTP.get(job_url).json()
         assert done["state"] == "succeeded" and done["worker"] == worker, done
         assert not _maps_torch(proc.pid) and not _maps_torch(worker_pid)  # torch: children only
@@ -96,8 +114,18 @@ def test_serve_stops_its_training_worker_on_shutdown(
 ) -> None:
     rest, trainer_port = free_port(), free_port()
     env = _env(tmp_path, trainer_port)
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(tiny_registry.root),
-           "--model", "tiny", "--port", str(rest)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--registry",
+        str(tiny_registry.root),
+        "--model",
+        "tiny",
+        "--port",
+        str(rest),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     trainer = f"http://127.0.0.1:{trainer_port}"
     try:

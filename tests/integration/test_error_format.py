@@ -64,29 +64,56 @@ def multipart(parts: list[tuple[str, str | None, bytes]]) -> bytes:
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={B}"}
 # (id, method, path, request kwargs, status, error code)
 CORPUS: list[tuple[str, str, str, dict[str, Any], int, str]] = [
-    ("two-files", "POST", "/v1/inspect",
-     {"content": multipart([("image", "a.jpg", JPEG), ("image", "b.jpg", JPEG)]),
-      "headers": MULTIPART}, 400, "invalid_input"),
-    ("17-fields", "POST", "/v1/inspect",
-     {"content": multipart([(f"f{i}", None, b"v") for i in range(17)]), "headers": MULTIPART},
-     400, "invalid_input"),
-    ("no-boundary", "POST", "/v1/inspect",
-     {"content": b"abc", "headers": {"Content-Type": "multipart/form-data"}}, 400,
-     "invalid_input"),
+    (
+        "two-files",
+        "POST",
+        "/v1/inspect",
+        {
+            "content": multipart([("image", "a.jpg", JPEG), ("image", "b.jpg", JPEG)]),
+            "headers": MULTIPART,
+        },
+        400,
+        "invalid_input",
+    ),
+    (
+        "17-fields",
+        "POST",
+        "/v1/inspect",
+        {"content": multipart([(f"f{i}", None, b"v") for i in range(17)]), "headers": MULTIPART},
+        400,
+        "invalid_input",
+    ),
+    (
+        "no-boundary",
+        "POST",
+        "/v1/inspect",
+        {"content": b"abc", "headers": {"Content-Type": "multipart/form-data"}},
+        400,
+        "invalid_input",
+    ),
     ("wrong-method", "DELETE", "/v1/inspect", {}, 405, "method_not_allowed"),
     ("wrong-method-v2", "PUT", "/v2/health/live", {}, 405, "method_not_allowed"),
-    ("put-not-json", "PUT", "/v1/models/tiny/aliases/x",
-     {"content": b"not json", "headers": {"Content-Type": "application/json"}}, 422,
-     "invalid_request"),
-    ("put-no-type", "PUT", "/v1/models/tiny/aliases/x", {"content": b"{{"}, 422,
-     "invalid_request"),
+    (
+        "put-not-json",
+        "PUT",
+        "/v1/models/tiny/aliases/x",
+        {"content": b"not json", "headers": {"Content-Type": "application/json"}},
+        422,
+        "invalid_request",
+    ),
+    ("put-no-type", "PUT", "/v1/models/tiny/aliases/x", {"content": b"{{"}, 422, "invalid_request"),
     ("unmatched", "GET", "/nope", {}, 404, "not_found"),
     ("unmatched-v2", "GET", "/v2/nope/deeper", {}, 404, "not_found"),
-    ("not-an-image", "POST", "/v1/inspect",
-     {"content": b"GIF89a" + b"\0" * 64, "headers": {"Content-Type": "image/jpeg"}}, 400,
-     "invalid_image"),
+    (
+        "not-an-image",
+        "POST",
+        "/v1/inspect",
+        {"content": b"GIF89a" + b"\0" * 64, "headers": {"Content-Type": "image/jpeg"}},
+        400,
+        "invalid_image",
+    ),
     ("bug", "GET", "/test/boom", {}, 500, "internal"),
-]  # fmt: skip
+]
 
 
 def assert_documented(status: int, body: dict[str, Any], expected: tuple[int, str]) -> None:

@@ -40,9 +40,13 @@ STATUS = pb.FrameStatus.Name
 @pytest.fixture
 def served(tiny_registry: Registry) -> Iterator[Served]:
     settings = settings_for(
-        tiny_registry.root, grpc_stream_in_flight=2, grpc_stream_buffer=16,
-        default_deadline_ms=60_000, max_pixels=60_000, grpc_max_message_bytes=2**20,
-    )  # fmt: skip
+        tiny_registry.root,
+        grpc_stream_in_flight=2,
+        grpc_stream_buffer=16,
+        default_deadline_ms=60_000,
+        max_pixels=60_000,
+        grpc_max_message_bytes=2**20,
+    )
     with serve_grpc(settings) as s:
         yield s
 
@@ -61,9 +65,11 @@ def test_unary_inspect_returns_the_same_record_as_rest(served: Served) -> None:
     assert ("x-request-id", "rid-42") in tuple(call.trailing_metadata())
     rec = record_from_proto(resp.record)
     rest = HTTP.post(
-        served.url + "/v1/inspect", content=JPEG, headers={"Content-Type": "image/jpeg"},
+        served.url + "/v1/inspect",
+        content=JPEG,
+        headers={"Content-Type": "image/jpeg"},
         params={"line": "L1", "camera": "c3", "frame_id": "f-1"},
-    ).json()  # fmt: skip
+    ).json()
     got = rec.model_dump(exclude={"timing_ms"})
     assert got == {k: v for k, v in rest.items() if k != "timing_ms"}
     assert rec.verdict == "fail" and rec.detections
@@ -97,9 +103,10 @@ def test_raw_camera_pixels_get_the_record_of_the_same_image_encoded(served: Serv
     ]
     answers = [(a.frame_id, STATUS(a.status), a.error.code) for a in stub.StreamInspect(iter(reqs))]
     assert answers == [
-        ("a", "FRAME_STATUS_INSPECTED", ""), ("b", "FRAME_STATUS_FAILED", "invalid_image"),
+        ("a", "FRAME_STATUS_INSPECTED", ""),
+        ("b", "FRAME_STATUS_FAILED", "invalid_image"),
         ("c", "FRAME_STATUS_INSPECTED", ""),
-    ]  # fmt: skip
+    ]
 
 
 def _stream(stub: pb_grpc.InspectionServiceStub, camera: str, n: int) -> list[pb.InspectResponse]:
@@ -107,9 +114,12 @@ def _stream(stub: pb_grpc.InspectionServiceStub, camera: str, n: int) -> list[pb
         for i in range(n):
             expired = i % 50 == 25  # a budget no frame can meet
             yield pb.InspectRequest(
-                image=JPEG, line="L1", camera=camera, frame_id=f"{camera}-{i}",
+                image=JPEG,
+                line="L1",
+                camera=camera,
+                frame_id=f"{camera}-{i}",
                 deadline_ms=0.001 if expired else 0,
-            )  # fmt: skip
+            )
 
     return list(stub.StreamInspect(frames()))
 
@@ -120,7 +130,7 @@ def test_four_camera_streams_answer_every_frame_once_in_order(served: Served) ->
     threads = [
         threading.Thread(target=lambda c=c: results.__setitem__(c, _stream(stub, c, n)))
         for c in ("c0", "c1", "c2", "c3")
-    ]  # fmt: skip
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -252,9 +262,11 @@ def test_errors_are_clean_status_codes_and_the_server_keeps_serving(served: Serv
     ]
     answers = list(stub.StreamInspect(iter(reqs)))
     assert [(a.frame_id, STATUS(a.status), a.error.code) for a in answers] == [
-        ("a", "FRAME_STATUS_INSPECTED", ""), ("b", "FRAME_STATUS_FAILED", "invalid_image"),
-        ("c", "FRAME_STATUS_FAILED", "unsupported_media_type"), ("d", "FRAME_STATUS_INSPECTED", ""),
-    ]  # fmt: skip
+        ("a", "FRAME_STATUS_INSPECTED", ""),
+        ("b", "FRAME_STATUS_FAILED", "invalid_image"),
+        ("c", "FRAME_STATUS_FAILED", "unsupported_media_type"),
+        ("d", "FRAME_STATUS_INSPECTED", ""),
+    ]
     assert answers[1].error.grpc_code == "INVALID_ARGUMENT"
     errors = metric_samples(served.url)["lineinspect_errors_total"]
     assert any(
@@ -323,23 +335,65 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 def test_tls_requires_a_client_certificate(tiny_registry: Registry, tmp_path: Path) -> None:
     d = tmp_path
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        cwd=d,
+    )
     exts = {
         "server": "subjectAltName=DNS:localhost,IP:127.0.0.1",
         "client": "extendedKeyUsage=clientAuth",
     }
     for name, ext in exts.items():
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            cwd=d,
+        )
         (d / f"{name}.ext").write_text(ext + "\n")
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
-                 cwd=d)  # fmt: skip
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.pem",
+            cwd=d,
+        )
     settings = settings_for(
-        tiny_registry.root, grpc_tls_cert=d / "server.pem", grpc_tls_key=d / "server.key",
+        tiny_registry.root,
+        grpc_tls_cert=d / "server.pem",
+        grpc_tls_key=d / "server.key",
         grpc_tls_client_ca=d / "ca.pem",
-    )  # fmt: skip
+    )
     ca = (d / "ca.pem").read_bytes()
     with serve_grpc(settings) as s:
         target = f"localhost:{s.edge.port}"
@@ -367,8 +421,20 @@ def _free_port() -> int:
 
 def test_cli_serve_with_grpc_port_serves_both_and_stops_cleanly(tiny_registry: Registry) -> None:
     rest, grpc_port = _free_port(), _free_port()
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(tiny_registry.root),
-           "--model", "tiny", "--port", str(rest), "--grpc-port", str(grpc_port)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--registry",
+        str(tiny_registry.root),
+        "--model",
+        "tiny",
+        "--port",
+        str(rest),
+        "--grpc-port",
+        str(grpc_port),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))

@@ -32,9 +32,11 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     reg.root.mkdir()
     reg.register(write_artefact(tmp / "a1"), "tiny", alias="production")
     settings = settings_for(
-        reg.root, http_max_header_bytes=MAX_HEAD, http_header_timeout_s=HEAD_TIMEOUT,
+        reg.root,
+        http_max_header_bytes=MAX_HEAD,
+        http_header_timeout_s=HEAD_TIMEOUT,
         http_body_timeout_s=BODY_TIMEOUT,
-    )  # fmt: skip
+    )
     with serve_app(create_app(settings), http=limited_protocol(HttpLimits.of(settings))) as u:
         yield u
 

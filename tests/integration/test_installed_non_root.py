@@ -44,8 +44,10 @@ def service_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", USER], check=True)  # fmt: skip
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
+            check=True,
+        )
         return pwd.getpwnam(USER)
 
 
@@ -73,10 +75,22 @@ def installed() -> Iterator[Path]:
     for name in COPIED:
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, src / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(top / "site"), str(src)],
-        check=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(top / "site"),
+            str(src),
+        ],
+        check=True,
+        timeout=600,
+    )
     try:
         yield top / "site"
     finally:
@@ -125,23 +139,39 @@ def run_stack(
     data.mkdir()
     os.chown(data, user.pw_uid, user.pw_gid)
     env = {
-        "PATH": "/usr/bin:/bin", "HOME": str(data), "PYTHONPATH": str(installed),
-        "PYTHONUNBUFFERED": "1", "LINEINSPECT_QUEUE": "redis", "LINEINSPECT_REDIS_URL": redis.url,
-        "LINEINSPECT_REGISTRY_ROOT": str(registry), "LINEINSPECT_MODELS": '["tiny"]',
-        "LINEINSPECT_REGISTRY_POLL_S": "0.1", "LINEINSPECT_WARMUP_RUNS": "1",
-        "LINEINSPECT_PROVIDERS": '["CPUExecutionProvider"]', "LINEINSPECT_STRICT_PROVIDERS": "1",
-    }  # fmt: skip
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(data),
+        "PYTHONPATH": str(installed),
+        "PYTHONUNBUFFERED": "1",
+        "LINEINSPECT_QUEUE": "redis",
+        "LINEINSPECT_REDIS_URL": redis.url,
+        "LINEINSPECT_REGISTRY_ROOT": str(registry),
+        "LINEINSPECT_MODELS": '["tiny"]',
+        "LINEINSPECT_REGISTRY_POLL_S": "0.1",
+        "LINEINSPECT_WARMUP_RUNS": "1",
+        "LINEINSPECT_PROVIDERS": '["CPUExecutionProvider"]',
+        "LINEINSPECT_STRICT_PROVIDERS": "1",
+    }
     python = [*as_user(user), sys.executable]
-    where = subprocess.run([*python, "-c", "import service; print(service.__file__)"],
-                           env=env, cwd=data, capture_output=True, text=True)  # fmt: skip
+    where = subprocess.run(
+        [*python, "-c", "import service; print(service.__file__)"],
+        env=env,
+        cwd=data,
+        capture_output=True,
+        text=True,
+    )
     assert where.stdout.startswith(str(installed)), where.stdout + where.stderr
     cli = [*python, "-m", "service.cli"]
     api_port, worker_port = free_port(), free_port()
     api = Proc(
         [*cli, "serve", "--port", str(api_port)], data, env, tmp / f"api-{registry.name}.log"
     )
-    worker = Proc([*cli, "worker", "infer", "--metrics-port", str(worker_port)], data, env,
-                  tmp / f"worker-{registry.name}.log")  # fmt: skip
+    worker = Proc(
+        [*cli, "worker", "infer", "--metrics-port", str(worker_port)],
+        data,
+        env,
+        tmp / f"worker-{registry.name}.log",
+    )
     api_url, worker_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{worker_port}"
     try:
         wait_until(lambda: api.ready(api_url), timeout=120, interval=0.1)
@@ -193,8 +223,12 @@ def test_promotion_on_a_seeded_registry_succeeds_and_the_worker_swaps(
     volume.mkdir()
     user = service_user()
     os.chown(volume, user.pw_uid, user.pw_gid)
-    seeded = subprocess.run([*as_user(user), "sh", str(SEED), str(bundled), str(volume)],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    seeded = subprocess.run(
+        [*as_user(user), "sh", str(SEED), str(bundled), str(volume)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert seeded.returncode == 0 and "copied tiny" in seeded.stdout, seeded.stderr
     api_url, worker_url, procs = run_stack(installed, tmp, volume, redis_server)
     try:
@@ -220,8 +254,11 @@ def test_seeding_an_unwritable_volume_names_the_uid(tmp_path: Path) -> None:
     try:
         make_registry(tmp / "bundled")
         (tmp / "volume").mkdir()  # root's, as a fresh hostPath or bind mount is
-        proc = subprocess.run([*as_user(user), "sh", str(SEED), str(tmp / "bundled"),
-                               str(tmp / "volume")], capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [*as_user(user), "sh", str(SEED), str(tmp / "bundled"), str(tmp / "volume")],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 1
         assert f"not writable by uid {user.pw_uid}" in proc.stderr
     finally:

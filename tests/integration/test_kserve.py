@@ -39,10 +39,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def rest_records(served: Served, model: str = "tiny") -> list[dict[str, Any]]:
     return [
-        HTTP.post(served.url + "/v1/inspect", content=img, headers={"Content-Type": "image/png"},
-                   params={"model": model}).json()
+        HTTP.post(
+            served.url + "/v1/inspect",
+            content=img,
+            headers={"Content-Type": "image/png"},
+            params={"model": model},
+        ).json()
         for img in IMAGES
-    ]  # fmt: skip
+    ]
 
 
 def assert_same_as_rest(
@@ -118,9 +122,12 @@ def test_uint8_pixel_input_matches_rest(served: Served, module: Any) -> None:
     client = module.InferenceServerClient(target)
     img = defect_image()  # grey levels only: C=1 and C=3 are the same picture
     records = [
-        HTTP.post(served.url + "/v1/inspect", content=encode(img, "PNG"),
-                  headers={"Content-Type": "image/png"}).json()
-    ] * 2  # fmt: skip
+        HTTP.post(
+            served.url + "/v1/inspect",
+            content=encode(img, "PNG"),
+            headers={"Content-Type": "image/png"},
+        ).json()
+    ] * 2
     for batch in (np.stack([img, img]), np.stack([img[..., :1], img[..., :1]])):
         inp = module.InferInput("image_pixels", list(batch.shape), "UINT8")
         inp.set_data_from_numpy(batch)
@@ -176,9 +183,10 @@ def test_bad_requests_are_clean_errors(served: Served) -> None:
     r = HTTP.post(served.url + "/v2/models/tiny/infer", content=b"{not json")
     assert r.status_code == 400 and "error" in r.json()
     r = HTTP.post(
-        served.url + "/v2/models/tiny/infer", content=b'{"inputs": []}\x00\x01',
+        served.url + "/v2/models/tiny/infer",
+        content=b'{"inputs": []}\x00\x01',
         headers={"Inference-Header-Content-Length": "14"},
-    )  # fmt: skip
+    )
     assert r.status_code == 400 and "belong to no input" in r.json()["error"]
 
 
@@ -217,12 +225,16 @@ def test_statistics_count_every_frame_of_every_edge_by_version(tmp_path: Path) -
         grpc_client = tgrpc.InferenceServerClient(served.target)
         before = http.get_inference_statistics("tiny")["model_stats"]
         assert [(s["version"], s["inference_count"], s["execution_count"]) for s in before] == [
-            ("1", 0, 0), ("2", 0, 0)
-        ]  # fmt: skip
+            ("1", 0, 0),
+            ("2", 0, 0),
+        ]
         grpc_client.infer("tiny", [bytes_input(tgrpc)])  # two frames on version 1
         rest_records(served, "tiny:2")  # two frames on version 2
-        bad = HTTP.post(served.url + "/v1/inspect", content=b"\xff\xd8 not a jpeg",
-                        headers={"Content-Type": "image/jpeg"})  # fmt: skip
+        bad = HTTP.post(
+            served.url + "/v1/inspect",
+            content=b"\xff\xd8 not a jpeg",
+            headers={"Content-Type": "image/jpeg"},
+        )
         assert bad.status_code == 400
         v1, v2 = http.get_inference_statistics("tiny")["model_stats"]
         for v, answered, failed in ((v1, 2, 1), (v2, 2, 0)):
@@ -246,7 +258,9 @@ def test_statistics_count_every_frame_of_every_edge_by_version(tmp_path: Path) -
         every = http.get_inference_statistics()["model_stats"]
         assert [(s["name"], s["version"]) for s in every] == [("tiny", "1"), ("tiny", "2")]
         assert "statistics" in http.get_server_metadata()["extensions"]
-        for call in (lambda: http.get_inference_statistics("nope"),
-                     lambda: grpc_client.get_inference_statistics("nope")):  # fmt: skip
+        for call in (
+            lambda: http.get_inference_statistics("nope"),
+            lambda: grpc_client.get_inference_statistics("nope"),
+        ):
             with pytest.raises(InferenceServerException, match="nope"):
                 call()

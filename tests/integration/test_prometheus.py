@@ -67,11 +67,16 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = (workdir / "prometheus.log").open("wb")
         self.proc = subprocess.Popen(
-            [binary, f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address={self.url[7:]}",
-             "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={self.url[7:]}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(self._ready, timeout=60)
 
     def _ready(self) -> bool:
@@ -103,9 +108,15 @@ def stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[str, str]
     reg.root.mkdir()
     reg.register(write_artefact(tmp_path / "art"), "tiny", alias="production")
     settings = load_settings(
-        None, registry_root=reg.root, models=["tiny"], queue="redis", redis_url=redis_server.url,
-        warmup_runs=1, redis_stats_interval_s=0.2, redis_health_ms=200,
-    )  # fmt: skip
+        None,
+        registry_root=reg.root,
+        models=["tiny"],
+        queue="redis",
+        redis_url=redis_server.url,
+        warmup_runs=1,
+        redis_stats_interval_s=0.2,
+        redis_health_ms=200,
+    )
     stop = threading.Event()
     with serve_app(create_worker_app(settings)) as worker, serve_app(create_app(settings)) as api:
 
@@ -115,9 +126,13 @@ def stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[str, str]
             while not stop.wait(0.05):
                 i += 1
                 body = b"junk" if i % 25 == 0 else (jpeg if i % 3 else clean)
-                httpx.post(api + "/v1/inspect", content=body, timeout=10,
-                           headers={"Content-Type": "image/jpeg"},
-                           params={"line": f"L{i % 2 + 1}", "camera": f"c{i % 3}"})  # fmt: skip
+                httpx.post(
+                    api + "/v1/inspect",
+                    content=body,
+                    timeout=10,
+                    headers={"Content-Type": "image/jpeg"},
+                    params={"line": f"L{i % 2 + 1}", "camera": f"c{i % 3}"},
+                )
 
         thread = threading.Thread(target=traffic, daemon=True)
         thread.start()

@@ -58,16 +58,23 @@ def test_strict_session_refuses_fallback(tiny_registry: Registry) -> None:
 
 def test_readiness_and_metric_name_the_provider_each_model_got(tiny_registry: Registry) -> None:
     settings = load_settings(
-        None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
+        None,
+        registry_root=tiny_registry.root,
+        models=["tiny"],
+        warmup_runs=1,
         providers=CUDA_FIRST,
-    )  # fmt: skip
+    )
     with serve_app(create_app(settings)) as url:
         body = HTTP.get(url + "/readyz").json()
         assert body["ready"] is True
         assert body["models"] == [
-            {"model": "tiny", "version": 1, "provider": "CPUExecutionProvider",
-             "missing_providers": ["CUDAExecutionProvider"]}
-        ]  # fmt: skip
+            {
+                "model": "tiny",
+                "version": 1,
+                "provider": "CPUExecutionProvider",
+                "missing_providers": ["CUDAExecutionProvider"],
+            }
+        ]
         samples = metric_samples(url)["lineinspect_model_execution_provider"]
         assert [(s.labels, s.value) for s in samples] == [
             ({"model": "tiny", "version": "1", "provider": "CPUExecutionProvider"}, 1.0)
@@ -86,8 +93,12 @@ def _run_cli(
     cli = [sys.executable, "-m", "service.cli", *args]
     return subprocess.run(
         [*cli, "--registry", str(registry), "--model", "tiny"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_strict_providers_fails_api_start_up(tiny_registry: Registry) -> None:

@@ -52,9 +52,12 @@ def api(reg: Path, redis: RedisServer) -> Any:
 def post(url: str, frame_id: str | None = None, **params: Any) -> tuple[httpx.Response, str]:
     fid = frame_id or uuid.uuid4().hex
     r = httpx.post(
-        url + "/v1/inspect", content=IMAGE, headers={"Content-Type": "image/jpeg"},
-        params={"frame_id": fid, **params}, timeout=60,
-    )  # fmt: skip
+        url + "/v1/inspect",
+        content=IMAGE,
+        headers={"Content-Type": "image/jpeg"},
+        params={"frame_id": fid, **params},
+        timeout=60,
+    )
     return r, fid
 
 

@@ -49,9 +49,11 @@ def metric_samples(url: str) -> dict[str, list[Any]]:
 def test_inspect_raw_body_returns_record(url: str) -> None:
     img = defect_image(200, 160, (40, 40, 90, 100))
     r = HTTP.post(
-        url + "/v1/inspect", content=encode(img), params={"line": "L1", "frame_id": "f-1"},
+        url + "/v1/inspect",
+        content=encode(img),
+        params={"line": "L1", "frame_id": "f-1"},
         headers={**JPEG, "X-Camera": "c3"},
-    )  # fmt: skip
+    )
     assert r.status_code == 200, r.text
     rec = r.json()
     assert rec["frame_id"] == "f-1" and rec["line"] == "L1" and rec["camera"] == "c3"
@@ -67,33 +69,49 @@ def test_inspect_raw_body_returns_record(url: str) -> None:
 
 def test_raw_camera_pixels_get_the_record_of_the_same_image_as_png(url: str) -> None:
     img = defect_image(200, 160)  # grey levels only: Mono8 of it is the same picture
-    png = HTTP.post(url + "/v1/inspect", content=encode(img, "PNG"),
-                    headers={"Content-Type": "image/png"}, params={"frame_id": "f"})  # fmt: skip
+    png = HTTP.post(
+        url + "/v1/inspect",
+        content=encode(img, "PNG"),
+        headers={"Content-Type": "image/png"},
+        params={"frame_id": "f"},
+    )
     want = {k: v for k, v in png.json().items() if k != "timing_ms"}
     assert want["detections"]
     raw = {"Content-Type": "application/octet-stream"}
     size = {"width": 200, "height": 160}
     for fmt, data in (("Mono8", img[..., 0].tobytes()), ("RGB8", img.tobytes())):
-        r = HTTP.post(url + "/v1/inspect", content=data, headers=raw,
-                      params={"pixel_format": fmt, "frame_id": "f", **size})  # fmt: skip
+        r = HTTP.post(
+            url + "/v1/inspect",
+            content=data,
+            headers=raw,
+            params={"pixel_format": fmt, "frame_id": "f", **size},
+        )
         assert r.status_code == 200, r.text
         assert {k: v for k, v in r.json().items() if k != "timing_ms"} == want, fmt
     # Past 640x480 a raw frame is prepared on the decode threads instead of the loop.
     big = defect_image(800, 640, (160, 160, 360, 400))
-    png = HTTP.post(url + "/v1/inspect", content=encode(big, "PNG"),
-                    headers={"Content-Type": "image/png"}, params={"frame_id": "f"})  # fmt: skip
+    png = HTTP.post(
+        url + "/v1/inspect",
+        content=encode(big, "PNG"),
+        headers={"Content-Type": "image/png"},
+        params={"frame_id": "f"},
+    )
     big_size = {"pixel_format": "Mono8", "width": 800, "height": 640, "frame_id": "f"}
-    r = HTTP.post(url + "/v1/inspect", content=big[..., 0].tobytes(), headers=raw,
-                  params=big_size)  # fmt: skip
+    r = HTTP.post(url + "/v1/inspect", content=big[..., 0].tobytes(), headers=raw, params=big_size)
     assert r.status_code == 200 and r.json()["detections"]
     assert {k: v for k, v in r.json().items() if k != "timing_ms"} == {
         k: v for k, v in png.json().items() if k != "timing_ms"
     }
-    short = HTTP.post(url + "/v1/inspect", content=img[1:, :, 0].tobytes(), headers=raw,
-                      params={"pixel_format": "Mono8", **size})  # fmt: skip
+    short = HTTP.post(
+        url + "/v1/inspect",
+        content=img[1:, :, 0].tobytes(),
+        headers=raw,
+        params={"pixel_format": "Mono8", **size},
+    )
     assert short.status_code == 400 and "needs 32000 bytes" in short.json()["message"]
-    no_size = HTTP.post(url + "/v1/inspect", content=b"\0" * 10, headers=raw,
-                        params={"pixel_format": "Mono8"})  # fmt: skip
+    no_size = HTTP.post(
+        url + "/v1/inspect", content=b"\0" * 10, headers=raw, params={"pixel_format": "Mono8"}
+    )
     assert no_size.status_code == 400 and no_size.json()["error"] == "invalid_input"
     stray = HTTP.post(url + "/v1/inspect", content=encode(img), headers=JPEG, params=size)
     assert stray.status_code == 400
@@ -240,6 +258,12 @@ def test_openapi_documents_the_api(url: str) -> None:
     assert {"image/jpeg", "image/png", "multipart/form-data"} <= set(post["requestBody"]["content"])
     assert {"200", "400", "413", "415", "429", "503", "504"} <= set(post["responses"])
     assert spec["components"]["schemas"]["DetectionRecord"]["examples"]
-    assert {"/v1/models", "/v1/models/{name}", "/v1/models/{name}/aliases/{alias}", "/healthz",
-            "/readyz", "/metrics"} <= set(spec["paths"])  # fmt: skip
+    assert {
+        "/v1/models",
+        "/v1/models/{name}",
+        "/v1/models/{name}/aliases/{alias}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(spec["paths"])
     assert HTTP.get(url + "/docs").status_code == 200

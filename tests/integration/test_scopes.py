@@ -94,9 +94,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 PATH_VALUES = {
-    "name": "tiny", "alias": "production", "model_name": "tiny", "model_version": "1",
-    "sha256": "0" * 64, "job_id": "1", "frame_id": "frame-1",
-}  # fmt: skip
+    "name": "tiny",
+    "alias": "production",
+    "model_name": "tiny",
+    "model_version": "1",
+    "sha256": "0" * 64,
+    "job_id": "1",
+    "frame_id": "frame-1",
+}
 JPEG = encode(defect_image())
 
 
@@ -135,8 +140,9 @@ def test_http_route_needs_its_scope(served: Served, method: str, path: str) -> N
     assert _call(served.url, method, path, ONLY[scope]).status_code not in DENIED
 
 
-def _rpc(target: str, method: str, client_streaming: bool, server_streaming: bool,
-         token: str | None) -> grpc.StatusCode:  # fmt: skip
+def _rpc(
+    target: str, method: str, client_streaming: bool, server_streaming: bool, token: str | None
+) -> grpc.StatusCode:
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     with grpc.insecure_channel(target) as channel:
         try:

@@ -55,9 +55,14 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 @pytest.fixture
 def api(tiny_registry: Registry, data_root: Path, database_url: str | None) -> Iterator[str]:
     settings = load_settings(
-        None, registry_root=tiny_registry.root, models=["tiny"], warmup_runs=1,
-        data_root=data_root, database_url=database_url, trainer="off",
-    )  # fmt: skip
+        None,
+        registry_root=tiny_registry.root,
+        models=["tiny"],
+        warmup_runs=1,
+        data_root=data_root,
+        database_url=database_url,
+        trainer="off",
+    )
     with serve_app(create_app(settings)) as url:
         yield url
 
@@ -128,16 +133,18 @@ def test_a_job_runs_to_success_with_progress_and_is_asked_once(
         assert '"best"' in log  # the training CLI's closing summary
         # an evaluate job reads the train job's result, as a pipeline step will
         ev = {"ckpt": res["last_checkpoint"], "no_onnx": True}
-        r = HTTP.post(f"{api}/v1/jobs", json={"kind": "evaluate", "params": ev,
-                                             "parent_id": first["id"]})  # fmt: skip
+        r = HTTP.post(
+            f"{api}/v1/jobs", json={"kind": "evaluate", "params": ev, "parent_id": first["id"]}
+        )
         assert r.status_code == 201, r.text
         evaluated = wait_state(api, r.json()["id"], {"succeeded", "failed"})
         assert evaluated["state"] == "succeeded", evaluated["error"]
         assert {"map50", "map50_95"} <= set(evaluated["result"]["report"])
         # a distil job with the train job's checkpoint as its teacher (pinned as a file)
         student = {**tiny_train_params(data, epochs=2), "teacher": res["last_checkpoint"]}
-        r = HTTP.post(f"{api}/v1/jobs", json={"kind": "distil", "params": student,
-                                             "parent_id": first["id"]})  # fmt: skip
+        r = HTTP.post(
+            f"{api}/v1/jobs", json={"kind": "distil", "params": student, "parent_id": first["id"]}
+        )
         assert r.status_code == 201 and r.json()["base_refs"]["teacher"].startswith("file:")
         distilled = wait_state(api, r.json()["id"], {"succeeded", "failed"})
         assert distilled["state"] == "succeeded", distilled["error"]
@@ -227,8 +234,9 @@ def test_rest_refuses_bad_jobs_and_unknown_ids(api: str, data: Path) -> None:
     assert bad.status_code == 422 and "set by the worker" in bad.json()["message"]
     later = HTTP.post(f"{api}/v1/jobs", json={"kind": "pipeline"})
     assert later.status_code == 400 and "not available yet" in later.json()["message"]
-    orphan = HTTP.post(f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d"},
-                                               "parent_id": 999})  # fmt: skip
+    orphan = HTTP.post(
+        f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d"}, "parent_id": 999}
+    )
     assert orphan.status_code == 404
     assert HTTP.get(f"{api}/v1/jobs/999").status_code == 404
     assert HTTP.delete(f"{api}/v1/jobs/999").json()["error"] == "not_found"

@@ -51,13 +51,34 @@ class PostgresServer:
         if self._as:
             shutil.chown(self.dir, "postgres", "postgres")
         data = self.dir / "data"
-        res = self._run(str(self.bin / "initdb"), "-D", str(data), "-U", "postgres",
-                        "-A", "trust", "-E", "UTF8", "--no-sync")  # fmt: skip
+        res = self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         if res.returncode != 0:
             raise RuntimeError(f"initdb failed: {res.stderr[-2000:]}")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        res = self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "pg.log"),
-                        "-o", opts, "-w", "-t", "60", "start")  # fmt: skip
+        res = self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self.dir / "pg.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         if res.returncode != 0:
             log = (self.dir / "pg.log").read_text() if (self.dir / "pg.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {res.stderr[-1000:]} {log[-2000:]}")
@@ -68,8 +89,16 @@ class PostgresServer:
         """A new empty database; returns its ``postgresql://`` URL."""
         self._dbs += 1
         name = f"t{self._dbs}"
-        res = self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", "postgres", name)  # fmt: skip
+        res = self._run(
+            str(self.bin / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            name,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"createdb failed: {res.stderr}")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"

@@ -72,10 +72,22 @@ class RedisServer:
     def start(self) -> None:
         """Start (or restart) and wait until it answers PING; loads dump.rdb if present."""
         args = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.dir), "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--logfile", str(self.dir / "redis.log"),
-        ]  # fmt: skip
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         proc = self.proc
         wait_until(lambda: proc.poll() is not None or self._ping(), timeout=20)

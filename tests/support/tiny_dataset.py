@@ -36,7 +36,16 @@ def write_tiny_dataset(root: Path, n: int = 8, size: int = 64, seed: int = 0) ->
 def tiny_train_params(data: Path, epochs: int) -> dict[str, object]:
     """``lineinspect train`` options, by name, for a fast tiny run on ``data``."""
     return {
-        "data": str(data), "arch": "tiny", "head": "anchor_free", "epochs": epochs,
-        "imgsz": 64, "batch": 4, "workers": 0, "close_mosaic": 0, "mosaic": 0.0,
-        "eval_interval": 1000, "warmup_epochs": 1.0, "device": "cpu",
-    }  # fmt: skip
+        "data": str(data),
+        "arch": "tiny",
+        "head": "anchor_free",
+        "epochs": epochs,
+        "imgsz": 64,
+        "batch": 4,
+        "workers": 0,
+        "close_mosaic": 0,
+        "mosaic": 0.0,
+        "eval_interval": 1000,
+        "warmup_epochs": 1.0,
+        "device": "cpu",
+    }

@@ -73,11 +73,16 @@ def build_tiny_detector(
         level_outs.append(p + "out")
     nodes.append(helper.make_node("Concat", level_outs, ["preds"], axis=1))
     graph = helper.make_graph(
-        nodes, "tiny_detector",
+        nodes,
+        "tiny_detector",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, imgsz, imgsz])],
-        [helper.make_tensor_value_info("preds", TensorProto.FLOAT, ["N", spec.num_predictions, 5 + c])],  # noqa: E501
+        [
+            helper.make_tensor_value_info(
+                "preds", TensorProto.FLOAT, ["N", spec.num_predictions, 5 + c]
+            )
+        ],
         inits,
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     helper.set_model_props(model, {SPEC_METADATA_KEY: spec.to_json()})
@@ -91,9 +96,15 @@ def write_artefact(directory: Path, role: str = "student", **kwargs: object) -> 
     """An export artefact directory (model.onnx + card.json) for ``Registry.register``."""
     spec = build_tiny_detector(directory / "model.onnx", **kwargs)  # type: ignore[arg-type]
     card = {
-        "role": role, "architecture": "tiny-test", "class_names": list(spec.class_names),
-        "input_size": spec.imgsz, "data_fingerprint": "test", "parent": None,
-        "metrics": {}, "params": 0, "gflops": 0.0,
-    }  # fmt: skip
+        "role": role,
+        "architecture": "tiny-test",
+        "class_names": list(spec.class_names),
+        "input_size": spec.imgsz,
+        "data_fingerprint": "test",
+        "parent": None,
+        "metrics": {},
+        "params": 0,
+        "gflops": 0.0,
+    }
     (directory / "card.json").write_text(json.dumps(card))
     return directory

@@ -33,8 +33,17 @@ class TrainerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINEINSPECT_")}
         env.update({f"LINEINSPECT_{k.upper()}": str(v) for k, v in settings.items()})
         env.update(LINEINSPECT_DATA_ROOT=str(data_root), PYTHONUNBUFFERED="1")
-        args = [sys.executable, "-m", "service.cli", "worker", "train",
-                "--metrics-port", str(self.port), "--worker-id", name]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "worker",
+            "train",
+            "--metrics-port",
+            str(self.port),
+            "--worker-id",
+            name,
+        ]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             args, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT

@@ -22,16 +22,33 @@ class WorkerProcess:
     """One ``lineinspect worker infer`` process with its own metrics port and log file."""
 
     def __init__(
-        self, name: str, registry: Path, redis_url: str, log_dir: Path,
-        models: Sequence[str] = ("tiny",), port: int | None = None, **settings: object,
-    ) -> None:  # fmt: skip
+        self,
+        name: str,
+        registry: Path,
+        redis_url: str,
+        log_dir: Path,
+        models: Sequence[str] = ("tiny",),
+        port: int | None = None,
+        **settings: object,
+    ) -> None:
         self.name, self.port = name, port or free_port()
         self.log_path = log_dir / f"worker-{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINEINSPECT_")}
         env.update({f"LINEINSPECT_{k.upper()}": str(v) for k, v in settings.items()})
         env.update(LINEINSPECT_QUEUE="redis", LINEINSPECT_REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
-        args = [sys.executable, "-m", "service.cli", "worker", "infer", "--registry", str(registry),
-                "--metrics-port", str(self.port), "--consumer", name]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "worker",
+            "infer",
+            "--registry",
+            str(registry),
+            "--metrics-port",
+            str(self.port),
+            "--consumer",
+            name,
+        ]
         for m in models:
             args += ["--model", m]
         self._log = self.log_path.open("wb")

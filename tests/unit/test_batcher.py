@@ -41,9 +41,11 @@ class GatedSession:
 
 def item(deadline_s: float = 10.0) -> BatchItem:
     return BatchItem(
-        np.zeros((3, 16, 16), np.float32), LetterboxInfo(1.0, 0, 0), (16, 16),
+        np.zeros((3, 16, 16), np.float32),
+        LetterboxInfo(1.0, 0, 0),
+        (16, 16),
         deadline=time.monotonic() + deadline_s,
-    )  # fmt: skip
+    )
 
 
 def make(session: GatedSession, **kw: object) -> Batcher:

@@ -23,12 +23,16 @@ THR = {"scratch": 0.5, "dent": 0.3}
 
 
 def rec(*dets: tuple[str, float], line: str = "L1", model: str = "tiny") -> DetectionRecord:
-    return DetectionRecord.model_validate({
-        "frame_id": "f", "line": line, "verdict": "fail" if dets else "pass",
-        "model": {"name": model, "version": 1, "role": "student"},
-        "detections": [{"box": [1, 1, 9, 9], "label": n, "score": s} for n, s in dets],
-        "timing_ms": {"queue": 0, "inference": 0, "total": 0},
-    })  # fmt: skip
+    return DetectionRecord.model_validate(
+        {
+            "frame_id": "f",
+            "line": line,
+            "verdict": "fail" if dets else "pass",
+            "model": {"name": model, "version": 1, "role": "student"},
+            "detections": [{"box": [1, 1, 9, 9], "label": n, "score": s} for n, s in dets],
+            "timing_ms": {"queue": 0, "inference": 0, "total": 0},
+        }
+    )
 
 
 def spec(**kw: Any) -> SamplerSpec:

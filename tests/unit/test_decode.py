@@ -67,9 +67,10 @@ def test_large_jpeg_is_decoded_reduced_and_maps_to_the_full_frame() -> None:
     assert np.abs(boxed_r.astype(int) - boxed_f).mean() < 2.0
 
 
-@pytest.mark.parametrize(("size", "fit", "shape"), [((300, 200), 224, (200, 300)),
-                                                   ((500, 460), 224, (230, 250)),
-                                                   ((2000, 100), 224, (13, 250))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "fit", "shape"),
+    [((300, 200), 224, (200, 300)), ((500, 460), 224, (230, 250)), ((2000, 100), 224, (13, 250))],
+)
 def test_reduction_never_goes_below_the_letterbox_size(
     size: tuple[int, int], fit: int, shape: tuple[int, int]
 ) -> None:

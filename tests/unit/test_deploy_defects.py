@@ -26,11 +26,27 @@ DOCKERFILES = [DEPLOY / "Dockerfile.cpu", DEPLOY / "Dockerfile.gpu"]
 # Trigger metadata KEDA v2.20.2's redis-streams scaler reads (pkg/scalers/
 # redis_streams_scaler.go and the connection fields of redis_scaler.go).
 KEDA_REDIS_STREAMS_FIELDS = {
-    "address", "addresses", "host", "hosts", "port", "ports", "username", "password",
-    "sentinelUsername", "sentinelPassword", "sentinelMaster", "unsafeSsl", "enableTLS",
-    "databaseIndex", "stream", "consumerGroup", "pendingEntriesCount", "streamLength",
-    "lagCount", "activationLagCount",
-}  # fmt: skip
+    "address",
+    "addresses",
+    "host",
+    "hosts",
+    "port",
+    "ports",
+    "username",
+    "password",
+    "sentinelUsername",
+    "sentinelPassword",
+    "sentinelMaster",
+    "unsafeSsl",
+    "enableTLS",
+    "databaseIndex",
+    "stream",
+    "consumerGroup",
+    "pendingEntriesCount",
+    "streamLength",
+    "lagCount",
+    "activationLagCount",
+}
 
 
 def onnxruntime_gpu_cuda_major(version: str) -> int:
@@ -99,8 +115,11 @@ def test_onnxruntime_gpu_pin_matches_the_base_images_cuda_major() -> None:
 
 def test_cuda_major_table_is_what_pypi_says() -> None:
     assert [onnxruntime_gpu_cuda_major(v) for v in ("1.18.1", "1.19.0", "1.26.0", "1.27.0")] == [
-        11, 12, 12, 13,
-    ]  # fmt: skip
+        11,
+        12,
+        12,
+        13,
+    ]
 
 
 # --- settings named in deploy/ ----------------------------------------------------------
@@ -169,8 +188,10 @@ def test_compose_registry_and_data_are_named_volumes_seeded_from_the_image() -> 
     assert {"registry", "data"} <= set(doc["volumes"])
     init = services["registry-init"]
     assert init["command"] == [
-        "lineinspect-seed-registry", "/opt/lineinspect/registry", "/app/registry",
-    ]  # fmt: skip
+        "lineinspect-seed-registry",
+        "/opt/lineinspect/registry",
+        "/app/registry",
+    ]
     assert "registry:/app/registry" in init["volumes"]
     for name, svc in services.items():
         if svc.get("command", [None])[0] != "lineinspect":
@@ -199,8 +220,11 @@ def test_k8s_pods_seed_the_registry_and_report_why_they_exit() -> None:
         assert init["image"] == pod["containers"][0]["image"]
         for c in [init, *pod["containers"]]:
             assert c["terminationMessagePolicy"] == "FallbackToLogsOnError", (name, c["name"])
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
-                  if "persistentVolumeClaim" in v}  # fmt: skip
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        }
         assert claims == {"registry": "lineinspect-registry", "data": "lineinspect-data"}
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     (image,) = kustomization["images"]

@@ -49,8 +49,12 @@ def rendered_k8s() -> list[dict[str, Any]]:
 
 # --- Compose ----------------------------------------------------------------------------
 def test_compose_matches_the_compose_specification() -> None:
-    out = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-              str(ROOT / "docker-compose.yml"))  # fmt: skip
+    out = run(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(ROOT / "docker-compose.yml"),
+    )
     assert "ok -- validation done" in out
 
 
@@ -71,8 +75,12 @@ def test_kubernetes_validate_rejects_a_misspelled_field(tmp_path: Path) -> None:
     dep["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(dep))
-    proc = subprocess.run([tool("kubernetes-validate"), "--strict", str(path)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0 and "imagePullPolicyy" in proc.stdout + proc.stderr
 
 
@@ -110,8 +118,10 @@ def test_scaledobject_matches_kedas_crd_schema(tmp_path: Path) -> None:
     doc.write_text(json.dumps(scaled))
     proc = subprocess.run(
         [tool("check-jsonschema"), "--schemafile", str(keda_schema_file(tmp_path)), str(doc)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0 and "minReplicas" in proc.stdout
 
 
@@ -127,8 +137,9 @@ def test_hadolint_finds_nothing(name: str) -> None:
 
 # --- the registry seeder --------------------------------------------------------------------
 def seed(src: Path, dst: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(SEED), str(src), str(dst)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        ["sh", str(SEED), str(src), str(dst)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_seed_copies_missing_models_and_keeps_existing_ones(tmp_path: Path) -> None:

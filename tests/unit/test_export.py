@@ -71,10 +71,12 @@ def test_export_checkpoint_card(tmp_path: Path) -> None:
         "opts": {"arch": "s-model"},
         "data_fingerprint": "abc",
         "best_metrics": {
-            "map50": 0.5, "map50_95": 0.2, "per_class": {},
+            "map50": 0.5,
+            "map50_95": 0.2,
+            "per_class": {},
             "best_f1": {"score_thr": 0.35, "precision": 0.8, "recall": 0.6, "f1": 0.69},
         },
-    }  # fmt: skip
+    }
     card = export_checkpoint(ckpt, m, tmp_path / "out")
     on_disk = json.loads((tmp_path / "out" / "card.json").read_text())
     assert on_disk == card

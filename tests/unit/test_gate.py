@@ -106,20 +106,31 @@ def test_calibrate_thresholds_per_class_and_informational_classes_kept() -> None
 
 def _score(map50: float, esc: dict[str, tuple[int, int]], b8: float) -> ModelScore:
     return ModelScore(
-        model="m:1", path="/m/1", map50=map50, map50_95=map50 / 2,
-        per_class_ap50={}, per_class_ap50_95={}, thresholds={}, fail_classes=None,
+        model="m:1",
+        path="/m/1",
+        map50=map50,
+        map50_95=map50 / 2,
+        per_class_ap50={},
+        per_class_ap50_95={},
+        thresholds={},
+        fail_classes=None,
         escape={k: RateFigure.of(Rate(*v)) for k, v in esc.items()},
-        false_reject=RateFigure.of(Rate(0, 0)), latency_ms={"b1": 1.0, "b8": b8},
-        latency_runs=5, num_images=10,
-    )  # fmt: skip
+        false_reject=RateFigure.of(Rate(0, 0)),
+        latency_ms={"b1": 1.0, "b8": b8},
+        latency_runs=5,
+        num_images=10,
+    )
 
 
 def test_rules_pass_at_the_bounds_and_fail_beyond_them() -> None:
     prod = _score(0.70, {"crack": (10, 100), "dent": (0, 0)}, 10.0)
     same = judge(_score(0.70, {"crack": (12, 100), "dent": (0, 0)}, 12.0), prod, GateRules())
     assert [(r.rule, r.passed) for r in same] == [
-        ("map50", True), ("escape:crack", True), ("escape:dent", True), ("latency_b8", True),
-    ]  # fmt: skip
+        ("map50", True),
+        ("escape:crack", True),
+        ("escape:dent", True),
+        ("latency_b8", True),
+    ]
     assert same[1].limit == pytest.approx(0.12) and same[3].limit == pytest.approx(12.0)
     worse = judge(_score(0.69, {"crack": (13, 100), "dent": (0, 0)}, 12.5), prod, GateRules())
     assert [r.passed for r in worse] == [False, False, True, False]

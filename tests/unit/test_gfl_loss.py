@@ -39,9 +39,14 @@ def test_assignment_picks_points_inside_the_box_with_soft_iou() -> None:
     assert bool(((p > 8) & (p < 40)).all())  # only candidates inside the GT
     assert bool((asg.labels[0][fg] == 1).all()) and bool((asg.quality[0][fg] > 0.3).all())
     none = DynamicSoftLabelAssigner()(
-        scores, boxes, points, strides, torch.zeros(1, 0, dtype=torch.long),
-        torch.zeros(1, 0, 4), torch.zeros(1, 0, dtype=torch.bool),
-    )  # fmt: skip
+        scores,
+        boxes,
+        points,
+        strides,
+        torch.zeros(1, 0, dtype=torch.long),
+        torch.zeros(1, 0, 4),
+        torch.zeros(1, 0, dtype=torch.bool),
+    )
     assert not bool(none.fg.any())
 
 

@@ -165,9 +165,16 @@ def test_list_filters_and_pages(repo: JobRepository) -> None:
 
 
 def test_child_args_map_params_to_the_training_cli(repo: JobRepository, tmp_path: Path) -> None:
-    req = JobRequest(kind="distil", params={"data": "d.yaml", "teacher": "t",
-                                            "no_adaptive": True, "augment_x": False,
-                                            "kd_gain": ["fg=1", "bg=2"]})  # fmt: skip
+    req = JobRequest(
+        kind="distil",
+        params={
+            "data": "d.yaml",
+            "teacher": "t",
+            "no_adaptive": True,
+            "augment_x": False,
+            "kd_gain": ["fg=1", "bg=2"],
+        },
+    )
     job, _ = repo.submit(req, None, {"teacher": "t:3"})
     args = command.child_args(job, tmp_path, 2, Path("/reg"))
     assert args[:6] == ["distil", "--out", str(tmp_path), "--resume", "--registry", "/reg"]
@@ -175,10 +182,15 @@ def test_child_args_map_params_to_the_training_cli(repo: JobRepository, tmp_path
     assert "--no-adaptive" in args and "--augment-x" not in args
     assert args[args.index("--teacher") + 1] == "t:3"  # the pinned version runs
     assert args.count("--kd-gain") == 2
-    ev, _ = repo.submit(JobRequest(kind="evaluate", params={"ckpt": "m.onnx", "data": "d"}),
-                        None, {})  # fmt: skip
+    ev, _ = repo.submit(
+        JobRequest(kind="evaluate", params={"ckpt": "m.onnx", "data": "d"}), None, {}
+    )
     assert command.child_args(ev, tmp_path, 1, Path("/r"))[:4] == [
-        "val", "m.onnx", "--json-out", str(tmp_path / "report.json")]  # fmt: skip
+        "val",
+        "m.onnx",
+        "--json-out",
+        str(tmp_path / "report.json"),
+    ]
 
 
 def test_progress_from_the_results_file(repo: JobRepository, tmp_path: Path) -> None:
@@ -193,8 +205,11 @@ def test_progress_from_the_results_file(repo: JobRepository, tmp_path: Path) -> 
     (tmp_path / "results.jsonl").write_text(text)
     p = command.progress(job, tmp_path)
     assert p is not None and p["epoch"] == 2 and p["epochs"] == 10
-    assert p["losses"] == {"box": 0.4} and p["metrics"] == {"epoch": 2, "map50": 0.3,
-                                                             "map50_95": 0.1}  # fmt: skip
+    assert p["losses"] == {"box": 0.4} and p["metrics"] == {
+        "epoch": 2,
+        "map50": 0.3,
+        "map50_95": 0.1,
+    }
     assert p["eta_s"] == 8 * 3.0
 
 
@@ -204,8 +219,14 @@ def test_the_embedded_trainer_sees_the_servers_settings(
     from service.config import load_settings
     from service.jobs.embedded import settings_env
 
-    given = load_settings(None, label_studio_webhook_secret="s3cret", class_thresholds={"a": 0.3},
-                          data_root=tmp_path, trainer_nice=5, models=["x", "y"])  # fmt: skip
+    given = load_settings(
+        None,
+        label_studio_webhook_secret="s3cret",
+        class_thresholds={"a": 0.3},
+        data_root=tmp_path,
+        trainer_nice=5,
+        models=["x", "y"],
+    )
     for k, v in settings_env(given).items():
         monkeypatch.setenv(k, v)
     seen = load_settings(None)

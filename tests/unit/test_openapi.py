@@ -38,8 +38,12 @@ def test_errors_are_documented_as_the_body_the_handlers_send() -> None:
             for status, answer in op["responses"].items():
                 if status.startswith("4") and "content" in answer:
                     ref = answer["content"]["application/json"]["schema"]["$ref"]
-                    assert ref.rsplit("/", 1)[1] in ("ErrorBody", "V2Error", "Ready",
-                                                     "ModelReadiness")  # fmt: skip
+                    assert ref.rsplit("/", 1)[1] in (
+                        "ErrorBody",
+                        "V2Error",
+                        "Ready",
+                        "ModelReadiness",
+                    )
             if "requestBody" in op:
                 assert "400" in op["responses"]
 

@@ -99,10 +99,23 @@ def test_sparsity_term_shrinks_only_prunable_bn_scales() -> None:
 @pytest.mark.timeout(60)
 def test_sparse_trainer_logs_gamma_histogram(tmp_path: Path) -> None:
     samples = make_samples(tmp_path / "img", n=4)
-    opts = TrainOptions(data="", arch="tiny", head="anchor_free", epochs=2, imgsz=IMGSZ,
-                        batch=4, out=str(tmp_path / "run"), workers=0, threads=1,
-                        warmup_epochs=0, close_mosaic=0, augment=False, mosaic_prob=0.0,
-                        eval_interval=1000, lr=1e-2)  # fmt: skip
+    opts = TrainOptions(
+        data="",
+        arch="tiny",
+        head="anchor_free",
+        epochs=2,
+        imgsz=IMGSZ,
+        batch=4,
+        out=str(tmp_path / "run"),
+        workers=0,
+        threads=1,
+        warmup_epochs=0,
+        close_mosaic=0,
+        augment=False,
+        mosaic_prob=0.0,
+        eval_interval=1000,
+        lr=1e-2,
+    )
     tr = SparseTrainer(opts, 1e-2, train_samples=samples, val_samples=[], class_names=CLASSES)
     tr.fit()
     rows = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
@@ -169,11 +182,27 @@ def test_pruned_model_saves_reloads_resumes_and_exports(tmp_path: Path) -> None:
 
 
 def _ft_opts(out: Path, epochs: int, init_from: str) -> TrainOptions:
-    return TrainOptions(data="", arch="tiny", head="anchor_free", epochs=epochs, imgsz=IMGSZ,
-                        batch=4, out=str(out), workers=0, threads=1, lr=5e-3,
-                        weight_decay=0.0, warmup_epochs=0, close_mosaic=0, augment=False,
-                        mosaic_prob=0.0, eval_interval=1000, ema_decay=0.9,
-                        init_from=init_from, adaptive_weights=False)  # fmt: skip
+    return TrainOptions(
+        data="",
+        arch="tiny",
+        head="anchor_free",
+        epochs=epochs,
+        imgsz=IMGSZ,
+        batch=4,
+        out=str(out),
+        workers=0,
+        threads=1,
+        lr=5e-3,
+        weight_decay=0.0,
+        warmup_epochs=0,
+        close_mosaic=0,
+        augment=False,
+        mosaic_prob=0.0,
+        eval_interval=1000,
+        ema_decay=0.9,
+        init_from=init_from,
+        adaptive_weights=False,
+    )
 
 
 @pytest.mark.timeout(90)
@@ -189,8 +218,16 @@ def test_kd_finetune_of_pruned_model_lowers_loss_and_resumes(tmp_path: Path) -> 
     pruning = {"ratio": 0.4}
     out = tmp_path / "ft"
     opts = _ft_opts(out, 6, str(tmp_path / "pruned.pt"))
-    tr = FinetuneTrainer(opts, teacher, cfg, pruning, None, train_samples=samples,
-                         val_samples=[], class_names=CLASSES)  # fmt: skip
+    tr = FinetuneTrainer(
+        opts,
+        teacher,
+        cfg,
+        pruning,
+        None,
+        train_samples=samples,
+        val_samples=[],
+        class_names=CLASSES,
+    )
     assert count_params(tr.model) == count_params(student)
     tr.fit()
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
@@ -202,8 +239,16 @@ def test_kd_finetune_of_pruned_model_lowers_loss_and_resumes(tmp_path: Path) -> 
     assert ck["pruning"]["ratio"] == 0.4 and ck["pruning"]["teacher"] == teacher.parent
     opts = _ft_opts(out, 7, str(tmp_path / "pruned.pt"))
     opts.resume = True  # the pruned structure comes back from last.pt, not the variant table
-    tr2 = FinetuneTrainer(opts, teacher, cfg, pruning, None, train_samples=samples,
-                          val_samples=[], class_names=CLASSES)  # fmt: skip
+    tr2 = FinetuneTrainer(
+        opts,
+        teacher,
+        cfg,
+        pruning,
+        None,
+        train_samples=samples,
+        val_samples=[],
+        class_names=CLASSES,
+    )
     assert tr2.start_epoch == 6 and count_params(tr2.model) == count_params(student)
 
 
@@ -226,10 +271,22 @@ def test_pipeline_card_has_complete_pruning_fields(tmp_path: Path) -> None:
     ck["opts"] = {"arch": "tiny", "data": str(data), "val_fraction": 0.25, "seed": 0}
     save_checkpoint(tmp_path / "src.pt", ck)
     progress: list[str] = []
-    o = PruneOptions(source=str(tmp_path / "src.pt"), data=str(data), out=str(tmp_path / "run"),
-                     ratio=0.5, layers=1, sparse_epochs=1, finetune_epochs=1, imgsz=IMGSZ,
-                     batch=4, val_fraction=0.25, threads=1, workers=0, max_iters_per_epoch=1,
-                     bench_seconds=0.05)  # fmt: skip
+    o = PruneOptions(
+        source=str(tmp_path / "src.pt"),
+        data=str(data),
+        out=str(tmp_path / "run"),
+        ratio=0.5,
+        layers=1,
+        sparse_epochs=1,
+        finetune_epochs=1,
+        imgsz=IMGSZ,
+        batch=4,
+        val_fraction=0.25,
+        threads=1,
+        workers=0,
+        max_iters_per_epoch=1,
+        bench_seconds=0.05,
+    )
     card = run_prune(o, lambda stage, frac, info: progress.append(stage))
     p = card["pruning"]
     missing = [k for k in PRUNING_FIELDS if p.get(k) is None and k != "removed_blocks"]

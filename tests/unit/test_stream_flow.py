@@ -44,9 +44,12 @@ def make_flow(handler: Callable[[Item], Awaitable[str]], **kw: Any) -> StreamFlo
     drops: list[str] = kw.pop("drops", [])
     base: dict[str, Any] = {"in_flight": 2, "buffer": 8}
     return StreamFlow(
-        handler, lane=lambda i: i.lane, expired=lambda i: i.expired, on_drop=drops.append,
+        handler,
+        lane=lambda i: i.lane,
+        expired=lambda i: i.expired,
+        on_drop=drops.append,
         **{**base, **kw},
-    )  # fmt: skip
+    )
 
 
 async def until(cond: Callable[[], bool]) -> None:
@@ -110,9 +113,11 @@ def test_newest_frame_wins_and_skips_are_answered_in_order() -> None:
         flow.close()
         got = [(t.outcome, t.result) async for t in flow.answers()]
         assert got == [
-            (Outcome.DONE, "cam0"), (Outcome.SKIPPED, None), (Outcome.SKIPPED, None),
+            (Outcome.DONE, "cam0"),
+            (Outcome.SKIPPED, None),
+            (Outcome.SKIPPED, None),
             (Outcome.DONE, "cam3"),
-        ]  # fmt: skip
+        ]
         assert gates.calls == [("cam", 0), ("cam", 3)]
 
     asyncio.run(main())

@@ -51,5 +51,9 @@ def test_cli_options_are_generated_from_train_options(tmp_path: Path) -> None:
     assert defaults.adaptive_weights and defaults.split_seed is None and defaults.init_from == ""
     cli_fields = {f.name for f in dataclasses.fields(TrainOptions) if "cli" in f.metadata}
     assert set(defaults.to_dict()) - cli_fields == {
-        "final_lr_ratio", "augment", "ema_decay", "cache", "max_iters_per_epoch",
-    }  # fmt: skip
+        "final_lr_ratio",
+        "augment",
+        "ema_decay",
+        "cache",
+        "max_iters_per_epoch",
+    }

@@ -105,8 +105,10 @@ def test_overfit_and_resume(tmp_path: Path) -> None:
     # IoU), and keeps the run's own metrics when the checkpoint's data is not here.
     # A stale stored evaluation must not reach the card when the data is here.
     stale = {**ck["best_metrics"], "map50": -1.0}
-    save_checkpoint(tmp_path / "with-data.pt", {**ck, "opts": {**ck["opts"], "data": str(data)},
-                                                "best_metrics": stale})  # fmt: skip
+    save_checkpoint(
+        tmp_path / "with-data.pt",
+        {**ck, "opts": {**ck["opts"], "data": str(data)}, "best_metrics": stale},
+    )
     for src in (tmp_path / "with-data.pt", tmp_path / "run" / "best.pt"):
         res = CliRunner().invoke(export, [str(src), "--out", str(tmp_path / f"x-{src.stem}")])
         assert res.exit_code == 0, res.output

@@ -57,8 +57,12 @@ def sh(script: str, run_dir: Path) -> Child:
 def test_a_crashing_child_fails_the_job_with_its_last_words(repo: JobRepository) -> None:
     job, run_dir = claimed(repo)
     w = worker(repo)
-    assert w._watch(job, run_dir, sh("echo starting; echo 'ValueError: bad data' >&2; exit 3",
-                                     run_dir)) == "failed"  # fmt: skip
+    assert (
+        w._watch(
+            job, run_dir, sh("echo starting; echo 'ValueError: bad data' >&2; exit 3", run_dir)
+        )
+        == "failed"
+    )
     failed = repo.get(job.id)
     assert failed.state == "failed" and failed.error == "exit status 3: ValueError: bad data"
     assert "starting" in (failed.log_tail or "")
@@ -67,8 +71,10 @@ def test_a_crashing_child_fails_the_job_with_its_last_words(repo: JobRepository)
 def test_a_succeeding_child_records_its_result(repo: JobRepository) -> None:
     job, run_dir = claimed(repo)
     line = '{"epoch": 2, "time_s": 0.1, "loss_box": 0.3}'
-    assert worker(repo)._watch(job, run_dir, sh(f"echo '{line}' > results.jsonl",
-                                                run_dir)) == "succeeded"  # fmt: skip
+    assert (
+        worker(repo)._watch(job, run_dir, sh(f"echo '{line}' > results.jsonl", run_dir))
+        == "succeeded"
+    )
     done = repo.get(job.id)
     assert done.state == "succeeded" and done.result and done.result["epochs"] == 2
     assert done.progress and done.progress["epoch"] == 2

@@ -30,12 +30,19 @@ def _checkpoint(arch: str = "tiny") -> dict[str, object]:
                 mod.running_mean.uniform_(-0.5, 0.5)
                 mod.running_var.uniform_(0.5, 1.5)
     return {
-        "model_args": m.build_args(), "model": m.state_dict(), "ema": None,
-        "optimizer": {"state": "large, not shipped"}, "rng": {"python": 1},
-        "opts": {"arch": arch, "head": "anchor_free"}, "class_names": CLASSES, "imgsz": 96,
-        "spec": m.spec(CLASSES, 96).to_json(), "best_metrics": {"map50": 0.42}, "epoch": 9,
+        "model_args": m.build_args(),
+        "model": m.state_dict(),
+        "ema": None,
+        "optimizer": {"state": "large, not shipped"},
+        "rng": {"python": 1},
+        "opts": {"arch": arch, "head": "anchor_free"},
+        "class_names": CLASSES,
+        "imgsz": 96,
+        "spec": m.spec(CLASSES, 96).to_json(),
+        "best_metrics": {"map50": 0.42},
+        "epoch": 9,
         "data_fingerprint": "abc",
-    }  # fmt: skip
+    }
 
 
 def test_export_weights_are_slim_and_rebuild_the_model(tmp_path: Path) -> None:
@@ -69,10 +76,20 @@ def test_init_from_registry_ref_warm_starts_training(tmp_path: Path) -> None:
 
     def opts(**kw: object) -> TrainOptions:
         base: dict[str, object] = dict(
-            data="", arch="tiny", epochs=1, imgsz=96, batch=4, out=str(tmp_path / "run"),
-            workers=0, threads=1, augment=False, mosaic_prob=0.0, close_mosaic=0,
-            init_from="tiny-det", head="anchor_free",
-        )  # fmt: skip
+            data="",
+            arch="tiny",
+            epochs=1,
+            imgsz=96,
+            batch=4,
+            out=str(tmp_path / "run"),
+            workers=0,
+            threads=1,
+            augment=False,
+            mosaic_prob=0.0,
+            close_mosaic=0,
+            init_from="tiny-det",
+            head="anchor_free",
+        )
         base.update(kw)
         return TrainOptions(**base)  # type: ignore[arg-type]
 
@@ -97,9 +114,12 @@ def test_init_from_registry_ref_warm_starts_training(tmp_path: Path) -> None:
         reg.register(tmp_path / "art", "tiny-det")  # v2 …
         (reg.root / "tiny-det" / "2" / "model.pt").unlink()  # … without its weights
         Trainer(
-            opts(init_from="tiny-det:2", out=str(tmp_path / "r4")), samples, samples, CLASSES,
+            opts(init_from="tiny-det:2", out=str(tmp_path / "r4")),
+            samples,
+            samples,
+            CLASSES,
             registry_root=reg.root,
-        )  # fmt: skip
+        )
 
 
 def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
@@ -118,10 +138,20 @@ def test_init_from_weights_of_another_carve_out_of_the_same_data_is_refused(
     (tmp_path / "img").mkdir()
     samples = make_samples(tmp_path / "img", n=4)  # fingerprint differs from the weights'
     opts = TrainOptions(
-        data=str(data), arch="tiny", epochs=1, imgsz=96, batch=4, out=str(tmp_path / "run"),
-        workers=0, threads=1, augment=False, mosaic_prob=0.0, close_mosaic=0,
-        init_from="tiny-det", head="anchor_free",
-    )  # fmt: skip
+        data=str(data),
+        arch="tiny",
+        epochs=1,
+        imgsz=96,
+        batch=4,
+        out=str(tmp_path / "run"),
+        workers=0,
+        threads=1,
+        augment=False,
+        mosaic_prob=0.0,
+        close_mosaic=0,
+        init_from="tiny-det",
+        head="anchor_free",
+    )
     with pytest.raises(ValueError, match=r"--split-seed 3 --val-fraction 0\.2"):
         Trainer(opts, samples, samples, CLASSES, registry_root=reg.root)
     other = TrainOptions(**{**opts.to_dict(), "data": str(tmp_path / "new-labels.yaml")})
