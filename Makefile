@@ -46,8 +46,8 @@ proto: venv
 	$(BIN)/python -m service.grpc.codegen
 
 lint: venv
-	$(BIN)/ruff check service models tests benchmarks
-	$(BIN)/ruff format --check service models tests benchmarks
+	$(BIN)/ruff check service models tests benchmarks scripts
+	$(BIN)/ruff format --check service models tests benchmarks scripts
 
 typecheck: venv
 	$(BIN)/mypy service
