@@ -20,7 +20,7 @@ import click
 
 from models.registry import ROOT_PROVIDER_KEY
 from service.auth.cli import token
-from service.config import ConfigError, Settings, load_settings
+from service.cli_options import cli_settings, config_option, registry_option
 from service.errors import LineInspectError
 from service.jobs.cli import jobs, worker_train
 from service.registry import Registry
@@ -93,29 +93,8 @@ def _needs_training_extra(name: str, exc: ImportError) -> click.Command:
     )
 
 
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
-)
-registry_option = click.option(
-    "--registry",
-    "registry_root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Registry directory (default: the bundled registry, or LINEINSPECT_REGISTRY_ROOT).",
-)
 
 
 @click.group(cls=_Cli)
@@ -125,7 +104,7 @@ def main(ctx: click.Context) -> None:
     """lineinspect: inline defect inspection for production lines."""
     # Training commands given no --registry read the configured registry_root; the
     # settings are loaded only if one asks for it.
-    ctx.meta[ROOT_PROVIDER_KEY] = lambda: _settings(None).registry_root
+    ctx.meta[ROOT_PROVIDER_KEY] = lambda: cli_settings(None).registry_root
 
 
 main.add_command(token)
@@ -149,7 +128,7 @@ def serve(
     """Start the inspection service (REST, metrics, and gRPC when --grpc-port is set)."""
     from service.server import run_server
 
-    settings = _settings(
+    settings = cli_settings(
         config,
         registry_root=registry_root,
         host=host,
@@ -175,7 +154,7 @@ def config_show(config: Path | None) -> None:
     """Print the effective settings (flags aside) as YAML; secrets are masked."""
     import yaml
 
-    data = _settings(config).model_dump(mode="json")
+    data = cli_settings(config).model_dump(mode="json")
     if data.get("admin_token"):
         data["admin_token"] = "********"
     click.echo(yaml.safe_dump(data, sort_keys=True))
@@ -195,7 +174,7 @@ def models() -> None:
 
 
 def _registry(config: Path | None, registry_root: Path | None) -> Registry:
-    return Registry(_settings(config, registry_root=registry_root).registry_root)
+    return Registry(cli_settings(config, registry_root=registry_root).registry_root)
 
 
 @models.command("list")
@@ -287,7 +266,7 @@ def predict(
     from service.engine import ModelSession
     from service.predict import Unreadable, expand_source, predict_files
 
-    s = _settings(config, registry_root=registry_root, score_threshold=score_threshold)
+    s = cli_settings(config, registry_root=registry_root, score_threshold=score_threshold)
     paths = expand_source(source)
     if not paths:
         raise click.ClickException(f"no images found at {source!r}")
@@ -353,7 +332,7 @@ def worker_infer(
     """Consume frames from the Redis stream, inspect them, deliver the answers."""
     from service.worker_app import run_worker
 
-    settings = _settings(
+    settings = cli_settings(
         config,
         registry_root=registry_root,
         models=list(models) or None,

@@ -11,17 +11,12 @@ from typing import Any
 
 import click
 
-from service.config import ConfigError, Settings, load_settings
+from service.cli_options import cli_settings, config_option
+from service.config import Settings
 from service.errors import LineInspectError
 from service.store import datasets, exports, importer, snapshots
 from service.store.store import Store, open_store
 
-config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
-)
 root_option = click.option(
     "--data-root",
     "data_root",
@@ -31,10 +26,7 @@ root_option = click.option(
 
 
 def _settings(config: Path | None, data_root: Path | None) -> Settings:
-    try:
-        return load_settings(config, data_root=data_root)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return cli_settings(config, data_root=data_root)
 
 
 @contextmanager

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from service.config import ConfigError, Settings, load_settings
+from service.cli_options import cli_settings
+from service.config import Settings
 from service.errors import LineInspectError
 from service.gate.calibrate import Calibration, calibrate, register_calibrated
 from service.gate.golden import load_golden
@@ -46,10 +47,7 @@ def _options(f: Any) -> Any:
 
 
 def _settings(config: Path | None, registry_root: Path | None) -> Settings:
-    try:
-        return load_settings(config, **({"registry_root": registry_root} if registry_root else {}))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return cli_settings(config, registry_root=registry_root)
 
 
 def _pct(r: RateFigure) -> str:

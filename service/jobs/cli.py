@@ -12,7 +12,8 @@ import click
 import yaml
 from pydantic import ValidationError
 
-from service.config import ConfigError, Settings, load_settings
+from service.cli_options import cli_settings, config_option, registry_option
+from service.config import Settings
 from service.errors import LineInspectError
 from service.jobs.api import JobOut, tail_of
 from service.jobs.app import run_trainer
@@ -20,28 +21,6 @@ from service.jobs.repository import JobRepository, repository
 from service.jobs.schema import JobKind, JobState
 from service.jobs.spec import JobRequest, resolve_request
 from service.registry import Registry
-
-# The same --config and --registry as service/cli.py; defined here because that module
-# imports this one to register the commands (``python -m service.cli`` would load it twice).
-config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML settings file (env LINEINSPECT_* overrides it; flags override both).",
-)
-registry_option = click.option(
-    "--registry",
-    "registry_root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Registry directory (default: the bundled registry, or LINEINSPECT_REGISTRY_ROOT).",
-)
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _repo(settings: Settings) -> JobRepository:
@@ -88,7 +67,7 @@ def jobs_submit(
     registry_root: Path | None,
 ) -> None:
     """Queue a KIND job (train, distil, evaluate); the same work asked twice is one job."""
-    s = _settings(config, registry_root=registry_root)
+    s = cli_settings(config, registry_root=registry_root)
     try:
         req = JobRequest(
             kind=JobKind(kind),
@@ -116,7 +95,7 @@ def jobs_list(
     states: tuple[str, ...], kinds: tuple[str, ...], limit: int, config: Path | None
 ) -> None:
     """Jobs newest first: id, kind, state, epoch of total, worker, created."""
-    page, total = _repo(_settings(config)).list(states, kinds, limit=limit)
+    page, total = _repo(cli_settings(config)).list(states, kinds, limit=limit)
     for j in page:
         p = j.progress or {}
         epoch = f"{p['epoch']}/{p['epochs']}" if "epoch" in p else "-"
@@ -129,7 +108,7 @@ def jobs_list(
 
 def _get(config: Path | None, job_id: int) -> Any:
     try:
-        return _repo(_settings(config)).get(job_id)
+        return _repo(cli_settings(config)).get(job_id)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
 
@@ -148,7 +127,7 @@ def jobs_show(job_id: int, config: Path | None) -> None:
 def jobs_cancel(job_id: int, config: Path | None) -> None:
     """Cancel a queued or running job (a running one keeps its checkpoint)."""
     try:
-        job = _repo(_settings(config)).cancel(job_id)
+        job = _repo(cli_settings(config)).cancel(job_id)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"job {job.id}: {job.state}")
@@ -161,7 +140,7 @@ def jobs_cancel(job_id: int, config: Path | None) -> None:
 @config_option
 def jobs_logs(job_id: int, max_bytes: int, follow: bool, config: Path | None) -> None:
     """The tail of a job's log (the training CLI's output, every attempt)."""
-    repo = _repo(_settings(config))
+    repo = _repo(cli_settings(config))
     shown = ""
     while True:
         try:
@@ -190,7 +169,7 @@ def worker_train(
     worker_id: str | None,
 ) -> None:
     """Claim training jobs from the database and run them as child processes."""
-    settings = _settings(
+    settings = cli_settings(
         config,
         registry_root=registry_root,
         trainer_metrics_port=metrics_port,
