@@ -197,6 +197,8 @@ def install(settings: Settings, store: Store, ctx: Any) -> Capture | None:
             settings.redis_url, socket_timeout=settings.redis_timeout_ms / 1000
         )
     capture = Capture(settings, store, ctx.metrics, ctx.registry, client)
+    for spec in settings.capture_samplers:  # every sampler's series exists from the start:
+        ctx.metrics.captured.labels(spec.name)  # rate() reads 0, not "no data"
     capture.start()
     ctx.backend = CapturingBackend(ctx.backend, capture)
     return capture
