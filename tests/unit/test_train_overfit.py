@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from models.cli import export, val
 from models.data import Sample
@@ -21,29 +19,12 @@ from models.processing import ModelSpec
 from models.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.train.options import TrainOptions
 from models.train.trainer import Trainer
-
-CLASSES = ["bright", "dark"]
+from tests.support.datasets import CLASSES, samples
 
 
 def make_samples(root: Path, n: int = 8, size: int = 96, seed: int = 0) -> list[Sample]:
     """``n`` grey images with two rectangles each: class 0 bright, class 1 dark."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        img = np.full((size, size, 3), 120, np.uint8)
-        img += rng.integers(0, 12, (size, size, 1), dtype=np.uint8)
-        boxes, labels = [], []
-        for _ in range(2):
-            w, h = (int(v) for v in rng.integers(16, 44, 2))
-            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
-            c = int(rng.integers(0, 2))
-            img[y : y + h, x : x + w] = 235 if c == 0 else 15
-            boxes.append([x, y, x + w, y + h])
-            labels.append(c)
-        path = root / f"img{i}.png"
-        Image.fromarray(img).save(path)
-        out.append(Sample(path, size, size, np.array(boxes, np.float32), np.array(labels)))
-    return out
+    return samples(root, n, seed=seed, size=size)
 
 
 @pytest.mark.timeout(240)
