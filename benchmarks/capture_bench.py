@@ -71,7 +71,7 @@ def main() -> None:
         print(f"| {mode} | {statistics.mean(rps[mode]):.1f} | {statistics.median(p99[mode]):.1f} |")
     print(f"\ncapture on / off: {on / off:.3f}")
     cost = offer_cost_us(args.registry, args.model, image)
-    print(f"Capture.offer on the loop: {cost:.1f} us per frame (random 5 % + near_threshold)")
+    print(f"Capture.observe on the loop: {cost:.1f} us per frame (random 5 % + near_threshold)")
     print(
         json.dumps(
             {"rps": rps, "p99_ms": p99, "ratio": on / off, "captures": offered, "offer_us": cost}
@@ -93,7 +93,7 @@ def _capture_counts(url: str) -> dict[str, float]:
 
 
 def offer_cost_us(registry: Path, model: str, image: bytes, n: int = 20000) -> float:
-    """Mean cost of :meth:`Capture.offer` (the on-loop part) for a served record, with
+    """Mean cost of :meth:`Capture.observe` (the on-loop part) for a served record, with
     the writer stopped so its queue fills and further captures are dropped and counted."""
     from service.capture.capture import Capture
     from service.frames import Frame
@@ -122,10 +122,10 @@ def offer_cost_us(registry: Path, model: str, image: bytes, n: int = 20000) -> f
     store = Store(settings.data_root)
     capture = Capture(settings, store, Metrics(), reg)  # writer not started: queue fills
     frame = Frame(image, time.time() + 60)
-    capture.offer(frame, record)
+    capture.observe(frame, record)
     t0 = time.perf_counter()
     for _ in range(n):
-        capture.offer(frame, record)
+        capture.observe(frame, record)
     spent = time.perf_counter() - t0
     store.close()
     return spent / n * 1e6

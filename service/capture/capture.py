@@ -16,6 +16,7 @@ from service.capture.spec import SamplerSpec
 from service.capture.writer import Job, Quotas, Writer
 from service.config import Settings
 from service.frames import Frame
+from service.observers import observe
 from service.records import DetectionRecord
 from service.registry import Registry
 from service.store.store import Store
@@ -108,7 +109,7 @@ class Capture:
         job = Job(spec.name, spec.dataset, data, record, classes, taken_at)
         return self.writer.submit(job)
 
-    def offer(self, frame: Frame, record: DetectionRecord) -> None:
+    def observe(self, frame: Frame, record: DetectionRecord) -> None:
         """Called after the answer: remember the frame for flagging and let every rule
         sampler decide. Never raises (a capture problem is logged and counted)."""
         try:
@@ -124,7 +125,7 @@ class Capture:
                 if samplers.keeps(spec, record, thresholds, self.rand):
                     self._submit(spec, frame, record, classes, now)
         except Exception:
-            log.exception("capture offer failed (the answer was not affected)")
+            log.exception("capture failed (the answer was not affected)")
 
     def flag(self, frame_id: str) -> list[str]:
         """Capture a recent frame an operator or PLC flagged; returns the samplers that
@@ -163,26 +164,6 @@ def _encode_raw(frame: Frame) -> bytes | None:
     return bytes(buf) if ok else None
 
 
-class CapturingBackend:
-    """A frame backend that offers every answered frame to :class:`Capture`; every
-    other attribute (``ready``, ``inspect_tensor``) is the wrapped backend's."""
-
-    def __init__(self, inner: Any, capture: Capture) -> None:
-        self.inner, self.capture = inner, capture
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.inner.ready)
-
-    async def inspect(self, frame: Frame) -> DetectionRecord:
-        record: DetectionRecord = await self.inner.inspect(frame)
-        self.capture.offer(frame, record)
-        return record
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def install(settings: Settings, store: Store, ctx: Any) -> Capture | None:
     """Wrap ``ctx.backend`` so every answered frame is offered to capture; None (and
     nothing wrapped) when no sampler is configured. Limits are shared through Redis
@@ -200,5 +181,5 @@ def install(settings: Settings, store: Store, ctx: Any) -> Capture | None:
     for spec in settings.capture_samplers:  # every sampler's series exists from the start:
         ctx.metrics.captured.labels(spec.name)  # rate() reads 0, not "no data"
     capture.start()
-    ctx.backend = CapturingBackend(ctx.backend, capture)
+    observe(ctx, capture)
     return capture
