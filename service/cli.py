@@ -348,10 +348,12 @@ def worker_infer(
 
 
 # --- data store (service/data_cli.py) ---
+from service.audit.cli import audit  # noqa: E402
 from service.data_cli import data  # noqa: E402
 
 main.add_command(data)
 main.add_command(jobs)
+main.add_command(audit)
 worker.add_command(worker_train)
 
 

@@ -364,6 +364,35 @@ class Settings(BaseSettings):
     trainer_worker_id: str | None = Field(
         None, max_length=128, description="Training worker name; None = <hostname>-<pid>."
     )
+    # --- audit (service/audit; docs/audit.md) ----------------------------------------
+    audit: Literal["required", "best_effort", "off"] = Field(
+        "best_effort",
+        description="The verdict audit trail: a row per answered frame in the store's "
+        "database. best_effort: a row that cannot be queued is dropped and counted; "
+        "required: such a frame is answered 503 instead (queue full, or the database "
+        "failing); off: no rows.",
+    )
+    audit_queue_size: int = Field(
+        4096, ge=1, le=1_000_000, description="Audit rows waiting for the writer; beyond, dropped."
+    )
+    audit_queue_bytes: int = Field(
+        256 * 2**20,
+        ge=2**16,
+        description="Image bytes the waiting rows may hold (each is hashed in the writer "
+        "thread); beyond, dropped like a full queue.",
+    )
+    audit_batch_size: int = Field(
+        256, ge=1, le=1000, description="Audit rows written per database statement, at most."
+    )
+    audit_flush_ms: float = Field(
+        200,
+        ge=1,
+        le=60_000,
+        description="Longest a queued audit row waits for its batch to fill before it is written.",
+    )
+    audit_retention_days: float | None = Field(
+        90, gt=0, description="Audit rows older than this are deleted (hourly); None = keep all."
+    )
 
     @field_validator("models")
     @classmethod

@@ -132,6 +132,13 @@ class Unavailable(NotReady):
     code = "unavailable"
 
 
+class AuditUnavailable(Unavailable):
+    """``audit: required`` and the frame could not be audited (the audit queue is full,
+    or its database is failing): the answer is refused rather than left unaudited."""
+
+    code = "audit_unavailable"
+
+
 class RegistryReadOnly(LineInspectError):
     """The registry directory cannot be written by this process (promotion, registration)."""
 

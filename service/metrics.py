@@ -231,6 +231,28 @@ class Metrics:
         self.store_bytes = Gauge(
             "lineinspect_store_bytes", "Bytes of images held by the data store.", registry=r
         )
+        # --- audit trail (service/audit) ---
+        self.audit_rows = Counter(
+            "lineinspect_audit_rows",
+            "Audit rows written (a retried or redelivered frame adds none).",
+            registry=r,
+        )
+        self.audit_dropped = Counter(
+            "lineinspect_audit_dropped",
+            "Answered frames left without an audit row, by reason (queue_full, db_failing, "
+            "error); with audit: required the frame was refused (503) instead.",
+            ["reason"],
+            registry=r,
+        )
+        self.audit_queue_depth = Gauge(
+            "lineinspect_audit_queue_depth", "Audit rows waiting for the writer.", registry=r
+        )
+        self.audit_write_seconds = Histogram(
+            "lineinspect_audit_write_seconds",
+            "Time to write one batch of audit rows.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def observe_frame(
         self,

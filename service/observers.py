@@ -12,6 +12,7 @@ goes out unchanged.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,6 +22,11 @@ from service.frames import Frame
 from service.records import DetectionRecord
 
 log = logging.getLogger(__name__)
+
+#: The edge the frame being answered came in on ("rest", "kserve", "grpc",
+#: "grpc-kserve"), set by each edge per request (a task-local ContextVar, so an observer
+#: reads it for free); None when the caller set none.
+EDGE: ContextVar[str | None] = ContextVar("lineinspect_edge", default=None)
 
 
 class FrameObserver(Protocol):

@@ -14,6 +14,8 @@ from service import __version__
 from service.api import data, flags, health, inspect, label_studio, models
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
+from service.audit import api as audit_api
+from service.audit.audit import install as audit_install
 from service.auth import http as auth_http
 from service.capture.capture import install as capture_install
 from service.config import Settings
@@ -88,6 +90,11 @@ def create_app(
             async with AsyncExitStack() as stack:
                 if isinstance(ctx.backend, AbstractAsyncContextManager):  # e.g. Redis queue
                     await stack.enter_async_context(ctx.backend)
+                # --- audit trail (service/audit): first, so a frame it refuses (audit:
+                # required) reaches no other observer ---
+                app.state.audit = audit_install(settings, app.state.store, ctx)
+                if app.state.audit is not None:
+                    stack.callback(app.state.audit.stop)
                 # --- capture (service/capture): offered every answered frame ---
                 app.state.capture = capture_install(settings, app.state.store, ctx)
                 if app.state.capture is not None:
@@ -108,7 +115,7 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
-    for r in (*routers, flags.router, jobs_api.router):
+    for r in (*routers, flags.router, jobs_api.router, audit_api.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

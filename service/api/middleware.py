@@ -10,6 +10,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.observers import EDGE
+
 _UNTIMED = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
@@ -44,9 +46,11 @@ class ObservabilityMiddleware:
 
         in_flight = metrics.in_flight.labels("http")
         in_flight.inc()
+        edge = EDGE.set("kserve" if scope["path"].startswith("/v2/") else "rest")
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            EDGE.reset(edge)
             in_flight.dec()
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"

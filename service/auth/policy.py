@@ -65,6 +65,10 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     ("GET", "/v1/jobs/{job_id}"): Scope.ADMIN,
     ("DELETE", "/v1/jobs/{job_id}"): Scope.ADMIN,
     ("GET", "/v1/jobs/{job_id}/log"): Scope.ADMIN,
+    # the verdict audit trail and the per-line summary built from it (docs/audit.md)
+    ("GET", "/v1/audit"): Scope.READ,
+    ("GET", "/v1/audit/{frame_id}"): Scope.READ,
+    ("GET", "/v1/lines"): Scope.READ,
     # changes to the service
     ("PUT", "/v1/models/{name}/aliases/{alias}"): Scope.ADMIN,
     # Prometheus

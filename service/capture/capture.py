@@ -7,9 +7,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
-from models.processing import PostprocessConfig
 from service.capture import samplers
 from service.capture.limits import LocalBuckets, RedisBuckets
 from service.capture.spec import SamplerSpec
@@ -20,6 +17,7 @@ from service.observers import observe
 from service.records import DetectionRecord
 from service.registry import Registry
 from service.store.store import Store
+from service.thresholds import ServedThresholds
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ class Capture:
         self.ring: OrderedDict[str, tuple[Frame, DetectionRecord, datetime]] = OrderedDict()
         self.ring_size = settings.capture_flag_buffer
         self.rand = samplers.default_rand()
-        self._thresholds: dict[tuple[str, int], tuple[dict[str, float], tuple[str, ...]]] = {}
+        self.thresholds = ServedThresholds(settings, registry)
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -72,24 +70,7 @@ class Capture:
         self.writer.stop()
 
     def _model(self, record: DetectionRecord) -> tuple[dict[str, float], tuple[str, ...]]:
-        key = (record.model.name, record.model.version)
-        got = self._thresholds.get(key)
-        if got is None:
-            card = self.registry.get(*key).card
-            names = [str(n) for n in card["class_names"]]
-            s = self.settings
-            post = PostprocessConfig.for_classes(
-                names,
-                s.score_threshold,
-                s.class_thresholds,
-                s.iou_threshold,
-                s.max_detections,
-                card=card,
-            )
-            thr = [float(t) for t in np.asarray(post.conf_thr).reshape(-1)]
-            got = (dict(zip(names, thr, strict=True)), tuple(names))
-            self._thresholds[key] = got
-        return got
+        return self.thresholds.of(record.model.name, record.model.version)
 
     def _submit(
         self,

@@ -22,6 +22,7 @@ from grpc import aio
 
 from service.errors import InvalidInput, LineInspectError, client_message
 from service.metrics import Metrics
+from service.observers import EDGE
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, metrics: Metrics, prefixes: tuple[str, ...]) -> None:
         self.metrics, self.prefixes = metrics, prefixes
 
+    @staticmethod
+    def _edge(method: str) -> str:
+        return "grpc-kserve" if method.startswith("/inference.") else "grpc"
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -86,7 +91,10 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         return handler
 
     def _unary(self, behavior: Any, method: str, parse: Callable[[bytes], Any]) -> Any:
+        edge = self._edge(method)
+
         async def unary(raw: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
+            EDGE.set(edge)  # each RPC runs in a task of its own: no reset needed
             rid = request_id(context)
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")
@@ -109,9 +117,12 @@ class EdgeInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         return unary
 
     def _stream(self, behavior: Any, method: str, parse: Callable[[bytes], Any]) -> Any:
+        edge = self._edge(method)
+
         async def stream(
             raw_iterator: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
+            EDGE.set(edge)
             rid = request_id(context)
             context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             in_flight = self.metrics.in_flight.labels("grpc")

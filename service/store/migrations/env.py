@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import service.jobs.schema  # noqa: F401  (the jobs table shares the store's metadata)
+import service.audit.schema
+import service.jobs.schema  # noqa: F401  (the jobs and audit tables share the store's metadata)
 from service.store.schema import Base
 
 engine = context.config.attributes["engine"]
