@@ -47,7 +47,8 @@ def row_values(entry: Entry, thresholds: ServedThresholds) -> dict[str, Any]:
         "edge": entry.edge,
         "line": _cut(rec.line, LABEL_CHARS),
         "camera": _cut(rec.camera, LABEL_CHARS),
-        "image_sha256": hashlib.sha256(entry.data).hexdigest(),
+        # None: the frame came as a preprocessed tensor (KServe FP32), no image bytes
+        "image_sha256": hashlib.sha256(entry.data).hexdigest() if entry.data else None,
         "model_name": rec.model.name[:NAME_CHARS],
         "model_version": rec.model.version,
         "thresholds": served,

@@ -37,7 +37,7 @@ class AuditRow(Base):
     edge: Mapped[str | None] = mapped_column(String(16), nullable=True)
     line: Mapped[str | None] = mapped_column(String(LABEL_CHARS), nullable=True)
     camera: Mapped[str | None] = mapped_column(String(LABEL_CHARS), nullable=True)
-    image_sha256: Mapped[str] = mapped_column(String(64))
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model_name: Mapped[str] = mapped_column(String(NAME_CHARS))
     model_version: Mapped[int] = mapped_column(Integer)
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSON)

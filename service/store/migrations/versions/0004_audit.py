@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("edge", sa.String(16), nullable=True),
         sa.Column("line", sa.String(128), nullable=True),
         sa.Column("camera", sa.String(128), nullable=True),
-        sa.Column("image_sha256", sa.String(64), nullable=False),
+        sa.Column("image_sha256", sa.String(64), nullable=True),
         sa.Column("model_name", sa.String(128), nullable=False),
         sa.Column("model_version", sa.Integer(), nullable=False),
         sa.Column("thresholds", sa.JSON(), nullable=False),
