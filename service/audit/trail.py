@@ -28,11 +28,12 @@ def write_rows(store: Store, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     dialect = store.engine.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = AuditRow.metadata.tables[AuditRow.__tablename__]
     stmt = (
-        insert(AuditRow.__table__)
+        insert(table)
         .values(list(rows))
         .on_conflict_do_nothing(index_elements=["frame_id"])
-        .returning(AuditRow.__table__.c.id)  # rowcount is -1 on psycopg here; this is not
+        .returning(table.c.id)  # rowcount is -1 on psycopg here; this is not
     )
     with store.transaction() as s:
         return len(s.execute(stmt).all())
