@@ -6,7 +6,6 @@ because the store's database calls block.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -33,24 +32,30 @@ def filters(
     camera: str | None,
     verdict: str | None,
     model: str | None,
-    start: datetime | None,
-    end: datetime | None,
+    start: str | None,
+    end: str | None,
 ) -> queries.Filters:
     """Validated filters (a time without a zone is UTC)."""
     for value in (line, camera, model):
         if value is not None and "\x00" in value:
             raise InvalidInput("filters cannot hold NUL characters")
-    try:
-        return queries.Filters(
-            line,
-            camera,
-            verdict,
-            model,
-            None if start is None else queries.utc(start),
-            None if end is None else queries.utc(end),
-        )
-    except (OverflowError, ValueError) as exc:
-        raise InvalidInput(f"'from'/'to' out of range: {exc}") from exc
+    return queries.Filters(
+        line,
+        camera,
+        verdict,
+        model,
+        None if start is None else queries.parse_time(start),
+        None if end is None else queries.parse_time(end),
+    )
+
+
+def _time_query(alias: str, what: str) -> Any:
+    return Query(
+        alias=alias,
+        max_length=64,
+        description=f"ISO 8601 time, {what}; no zone = UTC",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 @router.get(
@@ -64,12 +69,8 @@ def list_audit(
     camera: Text = None,
     verdict: Literal["pass", "fail"] | None = None,
     model: Annotated[str | None, Query(max_length=160, description="name or name:version")] = None,
-    start: Annotated[
-        datetime | None, Query(alias="from", description="ISO 8601, inclusive; no zone = UTC")
-    ] = None,
-    end: Annotated[
-        datetime | None, Query(alias="to", description="ISO 8601, exclusive; no zone = UTC")
-    ] = None,
+    start: Annotated[str | None, _time_query("from", "inclusive")] = None,
+    end: Annotated[str | None, _time_query("to", "exclusive")] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:

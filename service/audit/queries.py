@@ -35,6 +35,15 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time (``2026-12-06T12:00:00Z``; no zone = UTC) as aware UTC;
+    :class:`InvalidInput` for anything else (a bare number is not taken as epoch)."""
+    try:
+        return utc(datetime.fromisoformat(text))
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(f"not an ISO 8601 time: {text[:64]!r}") from exc
+
+
 def _where(f: Filters) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if f.line is not None:
