@@ -1,0 +1,147 @@
+"""The cost of the audit trail at full throughput: audit on vs off, same model, one run.
+
+    .venv/bin/python -m benchmarks.audit_bench [--seconds 10] [--rounds 3]
+
+REST ``POST /v1/inspect`` with ``wrk`` as fast as the service answers (each request gets
+a fresh frame id, so every answer is a new row); capture off in both modes so only the
+audit trail differs; "on" is the default ``audit: best_effort`` on a fresh SQLite store.
+Rounds alternate off/on so a drifting machine load hits both alike. Each "on" round
+reports the rows written and dropped (proof the writer kept up, or not). The on-loop
+part (:meth:`Audit.observe`) is also timed on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.common import sample_jpeg, served
+from benchmarks.rest_bench import run_wrk
+from models.registry import BUNDLED_ROOT
+from service.config import load_settings
+
+
+def main() -> None:
+    """Run alternating rounds and print a markdown table plus JSON."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
+    ap.add_argument("--model", default="neu-det-student")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    image, name = sample_jpeg()
+    body = Path(tempfile.mkdtemp()) / name
+    body.write_bytes(image)
+    rps: dict[str, list[float]] = {"off": [], "on": []}
+    p99: dict[str, list[float]] = {"off": [], "on": []}
+    rows: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        for mode in ("off", "on"):
+            env = {
+                "LINEINSPECT_LOG_LEVEL": "WARNING",
+                "LINEINSPECT_DATA_ROOT": tempfile.mkdtemp(prefix="audit-bench-"),
+                "LINEINSPECT_CAPTURE_SAMPLERS": "[]",
+                "LINEINSPECT_AUDIT": "best_effort" if mode == "on" else "off",
+            }
+            with served(args.registry, args.model, [], env) as url:
+                run_wrk(url, body, args.concurrency, 2)  # warm-up
+                got = run_wrk(url, body, args.concurrency, args.seconds)
+                if mode == "on":
+                    rows.append(_audit_counts(url))
+            rps[mode].append(got["rps"])
+            p99[mode].append(got["p99_ms"])
+    off, on = statistics.mean(rps["off"]), statistics.mean(rps["on"])
+    print(f"| audit | req/s, {args.rounds} rounds | mean | p99 ms (median) |")
+    print("|---|---|---|---|")
+    for mode in ("off", "on"):
+        each = ", ".join(f"{v:.1f}" for v in rps[mode])
+        print(
+            f"| {mode} | {each} | {statistics.mean(rps[mode]):.1f} | "
+            f"{statistics.median(p99[mode]):.1f} |"
+        )
+    print(f"\naudit on / off: {on / off:.3f}")
+    for i, r in enumerate(rows):
+        print(
+            f"round {i + 1} (on): {r['rows']:.0f} rows written, {r['dropped']:.0f} dropped, "
+            f"{r['batches']:.0f} batches, {r['write_ms']:.2f} ms per batch"
+        )
+    cost = observe_cost_us(args.registry, image)
+    print(f"Audit.observe on the loop: {cost:.2f} us per frame")
+    print(
+        json.dumps({"rps": rps, "p99_ms": p99, "ratio": on / off, "rows": rows, "observe_us": cost})
+    )
+
+
+def _audit_counts(url: str) -> dict[str, float]:
+    """Rows written and dropped, and the batches' write time, once the queue is empty."""
+    deadline = time.monotonic() + 30
+    out: dict[str, float] = {}
+    while True:
+        out = {"rows": 0.0, "dropped": 0.0, "depth": 0.0, "batches": 0.0, "write_s": 0.0}
+        for fam in text_string_to_metric_families(httpx.get(url + "/metrics").text):
+            for smp in fam.samples:
+                key = {
+                    "lineinspect_audit_rows_total": "rows",
+                    "lineinspect_audit_dropped_total": "dropped",
+                    "lineinspect_audit_queue_depth": "depth",
+                    "lineinspect_audit_write_seconds_count": "batches",
+                    "lineinspect_audit_write_seconds_sum": "write_s",
+                }.get(smp.name)
+                if key:
+                    out[key] += smp.value
+        if out["depth"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    out["write_ms"] = out["write_s"] / max(out["batches"], 1) * 1000
+    return out
+
+
+def observe_cost_us(registry: Path, image: bytes, n: int = 50_000) -> float:
+    """Mean cost of :meth:`Audit.observe` (the on-loop part) for a served record, with the
+    writer not started, so every row is queued (the queue holds all ``n``)."""
+    from service.audit.audit import Audit
+    from service.frames import Frame
+    from service.metrics import Metrics
+    from service.records import DetectionRecord, ModelInfo, Timing
+    from service.registry import Registry
+    from service.store import Store
+
+    settings = load_settings(
+        None,
+        registry_root=registry,
+        data_root=Path(tempfile.mkdtemp()),
+        audit_queue_size=n + 1,
+        audit_queue_bytes=(n + 1) * len(image),
+    )
+    record = DetectionRecord(
+        frame_id="f",
+        line="L1",
+        model=ModelInfo(name="m", version=1, role="student"),
+        verdict="fail",
+        timing_ms=Timing(queue=0, inference=0, total=0),
+        detections=[{"box": [1, 2, 30, 40], "score": 0.9, "label": "crazing"}],
+    )
+    store = Store(settings.data_root)
+    audit = Audit(settings, store, Metrics(), Registry(registry))  # writer not started
+    frame = Frame(image, time.time() + 60)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        audit.observe(frame, record)
+    spent = time.perf_counter() - t0
+    store.close()
+    return spent / n * 1e6
+
+
+if __name__ == "__main__":
+    main()
