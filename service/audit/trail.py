@@ -31,12 +31,13 @@ def write_rows(store: Store, rows: Sequence[dict[str, Any]]) -> int:
     table = AuditRow.metadata.tables[AuditRow.__tablename__]
     stmt = (
         insert(table)
-        .values(list(rows))
         .on_conflict_do_nothing(index_elements=["frame_id"])
         .returning(table.c.id)  # rowcount is -1 on psycopg here; this is not
     )
     with store.transaction() as s:
-        return len(s.execute(stmt).all())
+        # executemany: SQLAlchemy batches it into multi-row statements ("insertmanyvalues")
+        # compiled once, several times faster than one .values(rows) statement per batch
+        return len(s.execute(stmt, list(rows)).all())
 
 
 def apply_retention(store: Store, days: float, now: datetime | None = None) -> int:
