@@ -4,6 +4,11 @@ Every case is a frame a camera node, a network or a careless client may really s
 truncations with and without an appended end-of-image marker, markers and invalid
 Huffman codes stamped into the entropy-coded data, SOF headers that lie about the
 size, and 16-bit and palette PNGs (which must decode correctly, not be refused).
+
+:func:`flipped_bytes` are the cases no decoder can catch (a baseline JPEG has no
+checksum): single bytes flipped inside the entropy-coded data mostly decode to a
+different, well-formed picture. Only the client's digest (service/integrity.py)
+refuses them.
 """
 
 from __future__ import annotations
@@ -63,6 +68,20 @@ def jpeg_corpus(jpeg: bytes) -> dict[str, bytes]:
     cases["sof-double"] = with_sof_size(jpeg, width * 2, height * 2)
     cases["sof-one-more-row"] = with_sof_size(jpeg, width, height + 16)
     cases["sof-half"] = with_sof_size(jpeg, width // 2, height // 2)
+    return cases
+
+
+def flipped_bytes(jpeg: bytes) -> dict[str, bytes]:
+    """``jpeg`` with one byte of its entropy-coded data flipped (all bits, or the lowest),
+    at 10 % .. 90 % of the scan, by case name."""
+    start, end = scan_start(jpeg), len(jpeg) - 2
+    cases: dict[str, bytes] = {}
+    for mask, kind in ((0xFF, "byte"), (0x01, "bit")):
+        for tenth in range(1, 10):
+            pos = start + (end - start) * tenth // 10
+            flipped = bytearray(jpeg)
+            flipped[pos] ^= mask
+            cases[f"flip-{kind}-{tenth * 10}%"] = bytes(flipped)
     return cases
 
 
