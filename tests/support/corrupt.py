@@ -13,10 +13,15 @@ refuses them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 
 import numpy as np
 from PIL import Image
+
+from service.grpc.generated.kserve import grpc_predict_v2_pb2 as kpb
 
 EOI = b"\xff\xd9"
 
@@ -83,6 +88,34 @@ def flipped_bytes(jpeg: bytes) -> dict[str, bytes]:
             flipped[pos] ^= mask
             cases[f"flip-{kind}-{tenth * 10}%"] = bytes(flipped)
     return cases
+
+
+def content_digest(data: bytes) -> str:
+    """The RFC 9530 ``Content-Digest`` value a client sends with ``data``."""
+    return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+
+
+def kserve_body(data: bytes, sha256_hex: str | None = None) -> str:
+    """A KServe v2 JSON request of one ``image_bytes`` image, with its digest if given."""
+    spec: dict[str, object] = {
+        "name": "image_bytes",
+        "datatype": "BYTES",
+        "shape": [1],
+        "data": [{"b64": base64.b64encode(data).decode()}],
+    }
+    if sha256_hex is not None:
+        spec["parameters"] = {"image_sha256": sha256_hex}
+    return json.dumps({"inputs": [spec]})
+
+
+def kserve_grpc_request(data: bytes, sha256_hex: str | None = None) -> kpb.ModelInferRequest:
+    """The same as a gRPC ModelInferRequest (raw contents)."""
+    req = kpb.ModelInferRequest(model_name="tiny")
+    tensor = req.inputs.add(name="image_bytes", datatype="BYTES", shape=[1])
+    if sha256_hex is not None:
+        tensor.parameters["image_sha256"].string_param = sha256_hex
+    req.raw_input_contents.append(len(data).to_bytes(4, "little") + data)
+    return req
 
 
 def png16(grey16: np.ndarray) -> bytes:
