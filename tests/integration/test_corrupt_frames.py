@@ -176,14 +176,21 @@ def test_with_the_digest_kserve_refuses_every_case(served: Served) -> None:
 
 
 def test_without_a_digest_flipped_bytes_are_inspected_as_decoded(served: Served) -> None:
-    """The limit of decoding alone (docs/operations.md, Security): most flips decode to
-    another well-formed picture and are answered 200 with what the model sees in it."""
-    answered = 0
+    """The limit of decoding alone (docs/benchmarks.md, docs/operations.md Security): most
+    flips decode to another well-formed picture and are answered 200 with what the model
+    sees in it. ``-rP`` shows the tally quoted in docs/benchmarks.md."""
+    _, intact = rest(served, INTACT)
+    tally = {"refused": 0, "same detections": 0, "other detections": 0, "pass": 0}
     for case, data in FLIPPED.items():
         status, body = rest(served, data)
         assert status in (200, 400), case
         if status == 400:
             assert body["error"] == "invalid_image", case
-        answered += status == 200
-    assert answered > len(FLIPPED) // 2
+            tally["refused"] += 1
+            continue
+        same = body["detections"] == intact["detections"]
+        tally["same detections" if same else "other detections"] += 1
+        tally["pass"] += body["verdict"] == "pass"
+    print(f"{len(FLIPPED)} flipped-byte frames without a digest (intact: fail):", tally)
+    assert tally["refused"] < len(FLIPPED) // 2
     assert HTTP.get(served.url + "/readyz").status_code == 200
