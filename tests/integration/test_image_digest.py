@@ -158,6 +158,16 @@ def test_kserve_requires_the_digest(strict: Served) -> None:
     body["inputs"][0]["data"] = np.roll(pixels.reshape(-1), 1).tolist()
     r = HTTP.post(url, content=json.dumps(body))
     assert r.status_code == 400 and "SHA-256" in r.json()["error"]
+    # a preprocessed tensor carries no image bytes: refused under require_image_digest
+    meta = HTTP.get(strict.url + "/v2/models/tiny").json()
+    size = next(i["shape"][-1] for i in meta["inputs"] if i["name"] == "image_tensor")
+    tensor = {"name": "image_tensor", "datatype": "FP32", "shape": [1, 3, size, size]}
+    tensor["data"] = [0.0] * (3 * size * size)
+    r = HTTP.post(url, content=json.dumps({"inputs": [tensor]}))
+    assert r.status_code == 400 and "require_image_digest" in r.json()["error"]
+    tensor["parameters"] = {"image_sha256": SHA.hex()}
+    r = HTTP.post(url, content=json.dumps({"inputs": [tensor]}))
+    assert r.status_code == 400 and "image_bytes" in r.json()["error"]
     stub = kpb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(strict.target))
     with pytest.raises(grpc.RpcError) as err:
         stub.ModelInfer(kserve_grpc_request(JPEG), timeout=60)
