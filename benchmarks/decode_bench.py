@@ -1,6 +1,7 @@
 """JPEG decode + letterbox cost per frame: the served ``prepare()`` (strict simplejpeg)
 beside the OpenCV ``cv2.imdecode`` path it replaces (which does not report corrupt
-data), on a 200x200 frame and on a 20-megapixel frame.
+data), on a 200x200 frame and on a 20-megapixel frame; and what the client's integrity
+digest adds (``hashlib.sha256`` of the encoded bytes, checked in ``prepare()``).
 
     .venv/bin/python -m benchmarks.decode_bench [--size 224] [--repeat 7] [--image F.jpg]
 """
@@ -8,6 +9,7 @@ data), on a 200x200 frame and on a 20-megapixel frame.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import timeit
 from collections.abc import Callable
@@ -68,14 +70,25 @@ def main() -> None:
     frames = {f"{name} {size}": small, "synthetic 5472x3648 (20 MP)": big_jpeg()}
     limit = 50_000_000
     print(f"letterbox to {args.size}; best of {args.repeat}; ms per frame, one thread")
-    print(f"{'frame':32} {'opencv imdecode':>16} {'prepare (strict)':>17} {'ratio':>6}")
+    print(
+        f"{'frame':32} {'bytes':>9} {'opencv imdecode':>16} {'prepare (strict)':>17} "
+        f"{'ratio':>6} {'sha256':>8} {'prepare+digest':>15}"
+    )
     for label, data in frames.items():
         assert (
             opencv_prepare(data, args.size, limit).shape == prepare(data, args.size, limit)[0].shape
         )
+        digest = hashlib.sha256(data).digest()
         cv_ms = best_ms(lambda d=data: opencv_prepare(d, args.size, limit), args.repeat)
         sj_ms = best_ms(lambda d=data: prepare(d, args.size, limit), args.repeat)
-        print(f"{label:32} {cv_ms:16.3f} {sj_ms:17.3f} {sj_ms / cv_ms:6.2f}")
+        sha_ms = best_ms(lambda d=data: hashlib.sha256(d).digest(), args.repeat)
+        dg_ms = best_ms(
+            lambda d=data, g=digest: prepare(d, args.size, limit, sha256=g), args.repeat
+        )
+        print(
+            f"{label:32} {len(data):9d} {cv_ms:16.3f} {sj_ms:17.3f} {sj_ms / cv_ms:6.2f} "
+            f"{sha_ms:8.3f} {dg_ms:15.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         50_000_000, ge=1, description="Largest accepted image (width*height): bomb guard."
     )
+    require_image_digest: bool = Field(
+        False,
+        description="Refuse (400 digest_required) every frame that comes without the SHA-256 "
+        "of its bytes (REST Content-Digest, gRPC image_sha256, KServe image_sha256 "
+        "parameter), so no frame changed on the way is ever inspected. Off: a digest sent "
+        "is still checked (docs/operations.md, Security).",
+    )
     # --- metrics labels --------------------------------------------------------------
     lines: list[str] | None = Field(
         None, description="Allowed line label values; others are counted as 'other'."

@@ -45,6 +45,12 @@ class InvalidImage(InvalidInput):
     code = "invalid_image"
 
 
+class DigestRequired(InvalidInput):
+    """``require_image_digest`` is on and the frame came without the SHA-256 of its bytes."""
+
+    code = "digest_required"
+
+
 class UnsupportedMediaType(InvalidInput):
     """The request's content type is not an accepted image type."""
 

@@ -20,6 +20,9 @@ class Frame:
 
     ``deadline`` is wall-clock epoch seconds (``time.time()``) so it stays meaningful
     when the frame crosses processes through Redis.
+
+    ``image_sha256`` is the client's SHA-256 of ``data`` (32 bytes), checked right before
+    the decode (:mod:`service.integrity`); None when the client sent none.
     """
 
     data: bytes
@@ -30,6 +33,7 @@ class Frame:
     model_ref: str | None = None
     image_name: str | None = None
     pixels: RawLayout | None = None
+    image_sha256: bytes | None = None
     received: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

@@ -32,6 +32,8 @@ from service.errors import (
     PayloadTooLarge,
 )
 from service.frames import Frame
+from service.integrity import check_present
+from service.integrity import verify as verify_digest
 from service.manager import ModelManager, Runner
 from service.metrics import Metrics
 from service.records import DetectionRecord, build_record
@@ -44,7 +46,11 @@ INLINE_RAW_PIXELS = 640 * 480
 
 
 def prepare(
-    data: bytes, size: int, max_pixels: int, pixels: RawLayout | None = None
+    data: bytes,
+    size: int,
+    max_pixels: int,
+    pixels: RawLayout | None = None,
+    sha256: bytes | None = None,
 ) -> tuple[np.ndarray, LetterboxInfo, tuple[int, int]]:
     """Decode and letterbox one image into an ``SxSx3`` uint8 model input (CPU-bound).
 
@@ -52,7 +58,9 @@ def prepare(
     (:func:`models.processing.batch_inputs`). Large JPEG frames are decoded at a reduced
     scale (DCT scaling), never below the letterbox size; boxes still map to the original
     frame's pixels. With ``pixels``, ``data`` is a raw buffer of that layout (a ``mono8``
-    frame gives an ``SxS`` input)."""
+    frame gives an ``SxS`` input). With ``sha256``, ``data`` must hash to it first (the
+    client's integrity digest, :mod:`service.integrity`), else :class:`InvalidImage`."""
+    verify_digest(data, sha256)
     try:
         if pixels is None:
             img, orig = decode_scaled(data, max_pixels, fit=size)
@@ -85,9 +93,11 @@ class Inspector:
         executor: ThreadPoolExecutor,
         max_pixels: int,
         fail_classes: list[str] | None = None,
+        require_digest: bool = False,
     ) -> None:
         self.manager, self.metrics, self.executor = manager, metrics, executor
         self.max_pixels = max_pixels
+        self.require_digest = require_digest
         self.fail_classes = None if fail_classes is None else tuple(fail_classes)
 
     @property
@@ -111,6 +121,7 @@ class Inspector:
         if frame.remaining() <= 0:
             self.metrics.dropped.labels("deadline").inc()
             raise DeadlineExceeded("frame arrived after its deadline")
+        check_present(frame.image_sha256, self.require_digest)
         runner = await self.manager.acquire(frame.model_ref)
         try:
             item = await self._prepare(runner, frame, pre)
@@ -127,14 +138,14 @@ class Inspector:
     async def _prepare(self, runner: Runner, frame: Frame, pre: np.ndarray | None) -> BatchItem:
         """The frame as a model input of ``runner``, with its deadline."""
         imgsz = runner.session.spec.imgsz
-        px = frame.pixels
+        px, digest = frame.pixels, frame.image_sha256
         if px is not None and px.width * px.height <= INLINE_RAW_PIXELS:
             # A small raw frame is one resize (~25 us): cheaper here than the
             # executor round trip it would need (~75 us of thread hand-offs).
-            tensor, info, size = prepare(frame.data, imgsz, self.max_pixels, px)
+            tensor, info, size = prepare(frame.data, imgsz, self.max_pixels, px, digest)
         elif pre is None:
             tensor, info, size = await asyncio.get_running_loop().run_in_executor(
-                self.executor, prepare, frame.data, imgsz, self.max_pixels, px
+                self.executor, prepare, frame.data, imgsz, self.max_pixels, px, digest
             )
         else:
             tensor, info, size = _as_input(pre, imgsz)
@@ -213,4 +224,11 @@ def local_inspector(
     for ref in settings.models:
         registry.resolve(parse_ref(ref))
     manager = ModelManager(registry, settings, metrics)
-    return Inspector(manager, metrics, executor, settings.max_pixels, settings.fail_classes)
+    return Inspector(
+        manager,
+        metrics,
+        executor,
+        settings.max_pixels,
+        settings.fail_classes,
+        settings.require_image_digest,
+    )

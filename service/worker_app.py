@@ -1,8 +1,10 @@
 """The inference worker process: the Redis consumer plus its own small HTTP server.
 
 ``GET /metrics`` (Prometheus), ``/healthz`` (liveness) and ``/readyz`` (models warm and
-Redis reachable) on ``worker_metrics_port``. The consumer lives in the app's lifespan,
-so SIGTERM stops reading, delivers the frames in hand and only then exits.
+Redis reachable) on ``worker_metrics_port``, under the API's HTTP connection limits
+(service/http_limits.py: header size, header and body timeouts). The consumer lives
+in the app's lifespan, so SIGTERM stops reading, delivers the frames in hand and only
+then exits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from service import __version__
 from service.auth import http as auth_http
 from service.config import Settings
 from service.errors import LineInspectError
+from service.http_limits import HttpLimits, limited_protocol
 from service.inspector import decode_executor, local_inspector
 from service.manager import ModelManager
 from service.metrics import Metrics
@@ -118,6 +121,7 @@ def run_worker(settings: Settings, consumer: str | None = None) -> None:
     config = uvicorn.Config(
         create_worker_app(settings, consumer),
         log_level=settings.log_level.lower(),
+        http=limited_protocol(HttpLimits.of(settings)),  # the API's limits, the same settings
         access_log=False,
         timeout_graceful_shutdown=15,
     )

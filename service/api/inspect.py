@@ -16,6 +16,7 @@ from service.api.deps import Ctx
 from service.api.errors import ErrorBody
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.frames import Frame
+from service.integrity import CONTENT_DIGEST, from_content_digest
 from service.records import DetectionRecord
 
 router = APIRouter(tags=["inspection"])
@@ -26,8 +27,9 @@ RAW_TYPE = "application/octet-stream"  # raw camera pixels, with pixel_format/wi
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d}
     for s, d in {
-        400: "Empty, truncated or corrupt image, a raw buffer whose size does not match, "
-        "or a bad parameter.",
+        400: "Empty, truncated or corrupt image, image bytes that do not match their "
+        "`Content-Digest`, a raw buffer whose size does not match, a bad parameter, or "
+        "no digest where `require_image_digest` is set.",
         404: "Unknown model reference.",
         413: "Body over `max_body_bytes` or image over `max_pixels`.",
         415: "Content type is not an accepted image type, multipart/form-data or "
@@ -53,7 +55,18 @@ _REQUEST_BODY = {
                 "type": "object",
                 "properties": {"image": {"type": "string", "format": "binary"}},
                 "required": ["image"],
-            }
+            },
+            "encoding": {
+                "image": {
+                    "headers": {
+                        "Content-Digest": {
+                            "description": "RFC 9530 digest of the image bytes, "
+                            "`sha-256=:<base64>:`, checked before the decode.",
+                            "schema": {"type": "string"},
+                        }
+                    }
+                }
+            },
         },
     },
 }
@@ -107,12 +120,19 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def image_from_request(request: Request, limit: int) -> tuple[bytes, str | None]:
-    """The image bytes and, for multipart uploads, the file name."""
+async def image_from_request(
+    request: Request, limit: int, content_digest: str | None = None
+) -> tuple[bytes, str | None, bytes | None]:
+    """The image bytes, for multipart uploads the file name, and the client's SHA-256 of
+    the bytes: from ``Content-Digest`` on the request (raw body) or on the ``image``
+    part (multipart), see :mod:`service.integrity`."""
     ctype = content_type(request)
-    if ctype == RAW_TYPE:
-        return await read_body(request, limit), None
     if ctype == "multipart/form-data":
+        if content_digest is not None:
+            raise InvalidInput(
+                "for multipart/form-data send Content-Digest on the 'image' part (the "
+                "request's would cover the whole form)"
+            )
         # The form is parsed from the body already read under the limit, replayed to a
         # request over the same scope; the form's files close when the block ends.
         body = await read_body(request, limit)
@@ -122,15 +142,18 @@ async def image_from_request(request: Request, limit: int) -> tuple[bytes, str |
             upload = form.get("image")
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("multipart request has no file field 'image'")
-            return await upload.read(), upload.filename
-    if ctype not in IMAGE_TYPES:
+            part_digest = upload.headers.get(CONTENT_DIGEST)
+            digest = None if part_digest is None else from_content_digest(part_digest)
+            return await upload.read(), upload.filename, digest
+    if ctype != RAW_TYPE and ctype not in IMAGE_TYPES:
         shown = ctype or "none"
         raise UnsupportedMediaType(
             f"content type {shown!r} is not accepted; send image/jpeg, image/png, image/bmp, "
             "image/tiff, multipart/form-data with field 'image', or raw pixels as "
             "application/octet-stream"
         )
-    return await read_body(request, limit), None
+    digest = None if content_digest is None else from_content_digest(content_digest)
+    return await read_body(request, limit), None, digest
 
 
 @router.post(
@@ -165,14 +188,27 @@ async def inspect(
     x_frame_id: Annotated[str | None, Header(max_length=128)] = None,
     x_model: Annotated[str | None, Header(max_length=128)] = None,
     x_deadline_ms: Annotated[float | None, Header(gt=0, le=600_000)] = None,
+    content_digest: Annotated[
+        str | None,
+        Header(
+            max_length=1024,
+            description="RFC 9530 digest of a raw body, `sha-256=:<base64>:`: checked "
+            "before the decode, a mismatch is refused (400 `invalid_image`). For "
+            "multipart, put it on the `image` part instead.",
+        ),
+    ] = None,
 ) -> Response:
     """Inspect one image and answer its detection record (boxes in original pixels).
 
     Line, camera, frame id and model come from query parameters or the `X-Line`,
-    `X-Camera`, `X-Frame-Id`, `X-Model` headers (query wins).
+    `X-Camera`, `X-Frame-Id`, `X-Model` headers (query wins). An RFC 9530
+    `Content-Digest: sha-256=:<base64>:` (on the request for a raw body, on the `image`
+    part for multipart) is checked before the image is decoded.
     """
     pixels = raw_layout(content_type(request), pixel_format, width, height)
-    data, filename = await image_from_request(request, ctx.settings.max_body_bytes)
+    data, filename, digest = await image_from_request(
+        request, ctx.settings.max_body_bytes, content_digest
+    )
     budget = deadline_ms or x_deadline_ms or ctx.settings.default_deadline_ms
     frame = Frame(
         data=data,
@@ -183,6 +219,7 @@ async def inspect(
         image_name=image_name or filename,
         frame_id=str(frame_id or x_frame_id or ""),
         pixels=pixels,
+        image_sha256=digest,
     )
     record = await ctx.backend.inspect(frame)
     # Serialise once ourselves: returning a Response skips FastAPI's re-validation of the

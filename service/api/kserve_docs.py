@@ -63,7 +63,17 @@ _TENSOR_SCHEMA: dict[str, Any] = {
         "name": {"type": "string", "enum": ["image_bytes", "image_pixels", "image_tensor"]},
         "datatype": {"type": "string", "enum": ["BYTES", "UINT8", "FP32"]},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 8},
-        "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer"}}},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "binary_data_size": {"type": "integer"},
+                "image_sha256": {
+                    "type": "string",
+                    "description": "Hex SHA-256 of each image's bytes, comma-separated in "
+                    "batch order (image_bytes, image_pixels); checked before the decode.",
+                },
+            },
+        },
         "data": {"type": "array", "description": "Row-major values, flat or nested."},
     },
 }

@@ -11,6 +11,7 @@ from service.config import Settings
 from service.errors import InvalidImage, InvalidInput, UnsupportedMediaType
 from service.frames import Frame
 from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
+from service.integrity import from_bytes
 from service.records import Detection, DetectionRecord, ModelInfo, Timing
 
 ENCODINGS = {
@@ -78,6 +79,7 @@ def frame_from_request(
         image_name=req.image_name or None,
         frame_id=req.frame_id,
         pixels=layout,
+        image_sha256=from_bytes(req.image_sha256),
     )
     return frame
 

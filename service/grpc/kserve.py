@@ -52,17 +52,31 @@ def _typed_input(t: Any) -> Tensor:
     return Tensor(t.name, t.datatype, shape, arr.reshape(shape))
 
 
+def parameters_of(params: Any) -> dict[str, Any]:
+    """A v2 ``map<string, InferParameter>`` as plain values (unset entries left out)."""
+    out: dict[str, Any] = {}
+    for key, p in params.items():
+        kind = p.WhichOneof("parameter_choice")
+        if kind is not None:
+            out[key] = getattr(p, kind)
+    return out
+
+
 def inputs_of(request: Any) -> list[Tensor]:
     """The request's input tensors, from raw contents (one per input) or typed contents."""
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidInput(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
     if raw:
-        return [
+        tensors = [
             from_raw(t.name, t.datatype, list(t.shape), r)
             for t, r in zip(request.inputs, raw, strict=True)
         ]
-    return [_typed_input(t) for t in request.inputs]
+    else:
+        tensors = [_typed_input(t) for t in request.inputs]
+    for tensor, spec in zip(tensors, request.inputs, strict=True):
+        tensor.parameters = parameters_of(spec.parameters)
+    return tensors
 
 
 def timeout_of(request: Any) -> float | None:

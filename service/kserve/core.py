@@ -11,6 +11,9 @@ alias). Tensors:
   * ``image_pixels`` UINT8 ``[N,H,W,C]``: raw camera pixels, ``C`` 1 (greyscale) or 3
     (RGB), any size (the Triton idiom for images); letterboxed by the server like an
     encoded image, boxes in these pixels.
+  * input parameter ``image_sha256`` (optional, ``image_bytes`` and ``image_pixels``):
+    the hex SHA-256 of each image's bytes, comma-separated in batch order; checked
+    before the decode, a mismatch refuses the request (service/integrity.py).
 * outputs, ``K`` = the most detections any image of the request has
   * ``boxes`` FP32 ``[N,K,4]``: xyxy in original-image pixels, zero padding.
   * ``scores`` FP32 ``[N,K]``, zero padding.
@@ -35,6 +38,7 @@ from models.processing import RawLayout
 from service.context import AppContext
 from service.errors import InvalidInput, LineInspectError
 from service.frames import Frame
+from service.integrity import from_hex_list
 from service.kserve.tensors import Tensor
 from service.records import DetectionRecord
 from service.registry import parse_ref
@@ -45,6 +49,9 @@ EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
 INPUT_BYTES, INPUT_TENSOR, INPUT_PIXELS = "image_bytes", "image_tensor", "image_pixels"
 INPUTS = (INPUT_BYTES, INPUT_TENSOR, INPUT_PIXELS)
 OUTPUTS = {"boxes": "FP32", "scores": "FP32", "class_ids": "INT64", "count": "INT32"}
+#: Input parameter: SHA-256 of each image's bytes (an ``image_bytes`` element, or the
+#: row-major H*W*C pixel bytes of an ``image_pixels`` image), hex, comma-separated.
+DIGEST_PARAM = "image_sha256"
 _OUTPUT_SHAPES = {"boxes": [-1, -1, 4], "scores": [-1, -1], "class_ids": [-1, -1], "count": [-1]}
 
 
@@ -106,6 +113,19 @@ async def _all(coros: list[Awaitable[DetectionRecord]]) -> list[DetectionRecord]
         raise error
     finally:  # the traceback holds this frame: it must not hold the exception (a cycle)
         del error
+
+
+def _digests(t: Tensor, n: int) -> list[bytes] | None:
+    """The per-image SHA-256 digests of the input parameter ``image_sha256`` (hex,
+    comma-separated, one per image of the batch), None when not given."""
+    value = t.parameters.get(DIGEST_PARAM)
+    if value is None:
+        return None
+    if t.name == INPUT_TENSOR:
+        raise InvalidInput(
+            f"{DIGEST_PARAM!r} covers image bytes: give it with {INPUT_BYTES!r} or {INPUT_PIXELS!r}"
+        )
+    return from_hex_list(value, n, DIGEST_PARAM)
 
 
 class KServeCore:
@@ -227,8 +247,11 @@ class KServeCore:
         if not 1 <= n <= limit:
             raise InvalidInput(f"input {t.name!r}: batch of {n} images, expected 1..{limit}")
 
+        digests = _digests(t, n)
+
         def frame(i: int, data: bytes = b"", pixels: RawLayout | None = None) -> Frame:
-            f = Frame(data=data, deadline=deadline, model_ref=ref, pixels=pixels)
+            sha = digests[i] if digests else None
+            f = Frame(data=data, deadline=deadline, model_ref=ref, pixels=pixels, image_sha256=sha)
             if rid:
                 f.frame_id = f"{rid}:{i}"
             return f

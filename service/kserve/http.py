@@ -109,22 +109,25 @@ def _tensor(spec: Any, binary: memoryview, offset: int) -> tuple[Tensor, int]:
     ):
         raise InvalidInput(f"input {name!r} needs a datatype and an integer shape")
     count = element_count(shape)
-    size = _params(spec, f"input {name!r}").get("binary_data_size")
+    params = _params(spec, f"input {name!r}")
+    size = params.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InvalidInput(f"input {name!r}: binary_data_size {size} does not fit the body")
-        return from_raw(name, datatype, shape, binary[offset : offset + size]), offset + size
+        tensor = from_raw(name, datatype, shape, binary[offset : offset + size])
+        tensor.parameters = params
+        return tensor, offset + size
     if "data" not in spec:
         raise InvalidInput(f"input {name!r} has neither data nor binary_data_size")
     values = _flatten(spec["data"])
     if len(values) != count:
         raise InvalidInput(f"input {name!r}: {len(values)} values for shape {shape}")
     if datatype == "BYTES":
-        return Tensor(name, datatype, shape, [_json_bytes(v) for v in values]), offset
+        return Tensor(name, datatype, shape, [_json_bytes(v) for v in values], params), offset
     if datatype not in DTYPES:
         raise InvalidInput(f"input {name!r}: unknown datatype {datatype!r}")
     arr = checked_array(name, datatype, values).reshape(shape)
-    return Tensor(name, datatype, shape, arr), offset
+    return Tensor(name, datatype, shape, arr, params), offset
 
 
 def parse_request(body: bytes, header_length: str | None) -> InferRequest:

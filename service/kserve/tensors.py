@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +35,14 @@ MAX_ELEMENTS = 2**31
 
 @dataclass
 class Tensor:
-    """A named v2 tensor: ``data`` is an array, or a list of elements for BYTES."""
+    """A named v2 tensor: ``data`` is an array, or a list of elements for BYTES;
+    ``parameters`` are the input's own v2 parameters (e.g. ``image_sha256``)."""
 
     name: str
     datatype: str
     shape: list[int]
     data: np.ndarray | list[bytes]
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def count(self) -> int:

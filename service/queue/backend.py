@@ -19,6 +19,7 @@ from types import TracebackType
 from service.config import Settings
 from service.errors import DeadlineExceeded, QueueFull, Unavailable, retry_after_s
 from service.frames import Frame
+from service.integrity import check_present
 from service.metrics import Metrics
 from service.queue.codec import decode_reply, encode_entry
 from service.queue.health import RedisHealth
@@ -103,10 +104,12 @@ class RedisFrameBackend:
         return Unavailable(f"the frame queue (Redis) is unreachable: {exc}")
 
     async def inspect(self, frame: Frame) -> DetectionRecord:
-        """Queue the frame and wait for its answer until the frame's deadline."""
+        """Queue the frame and wait for its answer until the frame's deadline (the
+        worker checks its digest before decoding it)."""
         if frame.remaining() <= 0:
             self.metrics.dropped.labels("deadline").inc()
             raise DeadlineExceeded("frame arrived after its deadline")
+        check_present(frame.image_sha256, self.settings.require_image_digest)
         if not self.health.up:
             self.metrics.dropped.labels("unavailable").inc()
             raise Unavailable("the frame queue (Redis) is unreachable; retry later")

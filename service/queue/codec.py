@@ -29,13 +29,15 @@ class QueuedFrame:
 
 
 def frame_identity(frame: Frame) -> str:
-    """Digest of frame id, model reference, pixel layout and bytes: the same frame sent
-    again (a client retry) has the same identity; another image under a reused frame
-    id does not."""
+    """Digest of frame id, model reference, pixel layout, client digest and bytes: the
+    same frame sent again (a client retry) has the same identity; another image under a
+    reused frame id does not."""
     h = hashlib.blake2b(digest_size=16)
     layout = frame.pixels.encode() if frame.pixels else ""
     for part in (frame.frame_id, frame.model_ref or "", layout):
         h.update(part.encode() + b"\0")
+    if frame.image_sha256:  # a retry with a corrected digest is not the refused frame
+        h.update(b"sha256:" + frame.image_sha256 + b"\0")
     h.update(frame.data)
     return h.hexdigest()
 
@@ -55,6 +57,7 @@ def encode_entry(frame: Frame, rid: str, reply_to: str) -> list[bytes | str]:
         "model": frame.model_ref or "",
         "image": frame.image_name or "",
         "pixels": frame.pixels.encode() if frame.pixels else "",  # raw camera pixels
+        "sha256": frame.image_sha256 or b"",  # the client's digest: the worker checks it
     }
     flat: list[bytes | str] = []
     for k, v in values.items():
@@ -76,6 +79,7 @@ def decode_entry(fields: dict[Any, Any]) -> QueuedFrame:
         image_name=opt["image"],
         frame_id=opt["frame_id"] or "",
         pixels=pixels,
+        image_sha256=bytes(f["sha256"]) if f.get("sha256") else None,
     )
     rid = text(f["rid"])
     once = text(f["once"]) if f.get("once") else rid

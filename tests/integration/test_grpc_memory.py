@@ -48,15 +48,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("head", [b"", b"\xff\xd8\xff\xe0"], ids=["random", "jpeg-like"])
-def test_rss_stays_flat_across_bad_large_frames(served: Served, head: bytes) -> None:
+@pytest.mark.parametrize(
+    ("head", "sha256"),
+    [(b"", b""), (b"\xff\xd8\xff\xe0", b""), (b"\xff\xd8\xff\xe0", b"\0" * 32)],
+    ids=["random", "jpeg-like", "digest-mismatch"],
+)
+def test_rss_stays_flat_across_bad_large_frames(served: Served, head: bytes, sha256: bytes) -> None:
     options = [("grpc.max_send_message_length", 64 * 2**20)]
     channel = grpc.insecure_channel(served.target, options=options)
     stub = pb_grpc.InspectionServiceStub(channel)
     kstub = kpb_grpc.GRPCInferenceServiceStub(channel)
     bad = head + os.urandom(FRAME - len(head))
     kreq = kpb.ModelInferRequest(model_name="tiny")
-    kreq.inputs.add(name="image_bytes", datatype="BYTES", shape=[1])
+    tensor = kreq.inputs.add(name="image_bytes", datatype="BYTES", shape=[1])
+    if sha256:
+        tensor.parameters["image_sha256"].string_param = sha256.hex()
     kreq.raw_input_contents.append(len(bad).to_bytes(4, "little") + bad)
     gc.collect()
     gc.disable()
@@ -67,7 +73,8 @@ def test_rss_stays_flat_across_bad_large_frames(served: Served, head: bytes) -> 
                 if i % 5 == 4:  # the KServe edge shares the interceptor
                     kstub.ModelInfer(kreq, timeout=120)
                 else:
-                    stub.Inspect(pb.InspectRequest(image=bad, encoding="jpeg"), timeout=120)
+                    req = pb.InspectRequest(image=bad, encoding="jpeg", image_sha256=sha256)
+                    stub.Inspect(req, timeout=120)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             growth = rss_mb() - start
             assert growth < GROWTH_MB, f"RSS grew {growth:.0f} MB after {i + 1} bad frames"

@@ -1,5 +1,7 @@
-"""HTTP connection limits on a real server: oversized heads refused with 431, slow
-heads answered 408 and closed, stalled bodies closed; normal requests unaffected."""
+"""HTTP connection limits on real servers: oversized heads refused with 431, slow heads
+answered 408 and closed, stalled bodies closed; normal requests unaffected. The same
+probes run against the API and against a real ``lineinspect worker infer`` process
+(its /metrics, /healthz, /readyz server), both configured by the same settings."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from service.registry import Registry
 from tests.conftest import defect_image, encode
 from tests.support.grpc_app import settings_for
 from tests.support.http import HTTP
+from tests.support.redis_server import running_redis
 from tests.support.servers import serve_app
 from tests.support.tiny_onnx import write_artefact
+from tests.support.workers import run_workers
 
 MAX_HEAD = 8192
 HEAD_TIMEOUT = 0.5
@@ -25,20 +29,42 @@ BODY_TIMEOUT = 0.5
 WAIT = 30.0  # how long a test waits for the server to act (a bound, not a sleep)
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp: Path = tmp_path_factory.mktemp("limits")
+SETTINGS = {
+    "http_max_header_bytes": MAX_HEAD,
+    "http_header_timeout_s": HEAD_TIMEOUT,
+    "http_body_timeout_s": BODY_TIMEOUT,
+}
+
+
+def make_registry(tmp: Path) -> Path:
     reg = Registry(tmp / "registry")
     reg.root.mkdir()
     reg.register(write_artefact(tmp / "a1"), "tiny", alias="production")
-    settings = settings_for(
-        reg.root,
-        http_max_header_bytes=MAX_HEAD,
-        http_header_timeout_s=HEAD_TIMEOUT,
-        http_body_timeout_s=BODY_TIMEOUT,
-    )
+    return reg.root
+
+
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = settings_for(make_registry(tmp_path_factory.mktemp("limits-api")), **SETTINGS)
     with serve_app(create_app(settings), http=limited_protocol(HttpLimits.of(settings))) as u:
         yield u
+
+
+@pytest.fixture(scope="module")
+def worker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A worker subprocess: its own ``run_worker`` must apply the limits."""
+    tmp: Path = tmp_path_factory.mktemp("limits-worker")
+    with (
+        running_redis(tmp / "redis") as redis,
+        run_workers(1, make_registry(tmp), redis.url, tmp, warmup_runs=1, **SETTINGS) as (w,),
+    ):
+        yield w.url
+
+
+@pytest.fixture(params=["api", "worker"])
+def url(request: pytest.FixtureRequest) -> str:
+    """The API, then the worker: the probes that apply to both."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 def connect(url: str) -> socket.socket:
@@ -91,8 +117,9 @@ def test_an_idle_new_connection_is_closed(url: str) -> None:
         assert HEAD_TIMEOUT * 0.9 <= time.monotonic() - t0 < WAIT
 
 
-def test_a_stalled_body_is_closed(url: str) -> None:
-    with connect(url) as sock:
+def test_a_stalled_body_is_closed(api_url: str) -> None:
+    """(The API only: no route of the worker reads a body.)"""
+    with connect(api_url) as sock:
         t0 = time.monotonic()
         sock.sendall(
             b"POST /v1/inspect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
@@ -102,11 +129,18 @@ def test_a_stalled_body_is_closed(url: str) -> None:
         elapsed = time.monotonic() - t0
     assert b" 200 " not in answer
     assert BODY_TIMEOUT * 0.9 <= elapsed < WAIT
-    assert HTTP.get(url + "/readyz").status_code == 200
+    assert HTTP.get(api_url + "/readyz").status_code == 200
 
 
-def test_a_normal_upload_still_works(url: str) -> None:
+def test_a_normal_upload_still_works(api_url: str) -> None:
     r = HTTP.post(
-        url + "/v1/inspect", content=encode(defect_image()), headers={"Content-Type": "image/jpeg"}
+        api_url + "/v1/inspect",
+        content=encode(defect_image()),
+        headers={"Content-Type": "image/jpeg"},
     )
     assert r.status_code == 200 and r.json()["verdict"] == "fail"
+
+
+def test_a_normal_scrape_still_works(url: str) -> None:
+    r = HTTP.get(url + "/metrics")
+    assert r.status_code == 200 and "lineinspect_" in r.text

@@ -4,14 +4,24 @@ Every case is a frame a camera node, a network or a careless client may really s
 truncations with and without an appended end-of-image marker, markers and invalid
 Huffman codes stamped into the entropy-coded data, SOF headers that lie about the
 size, and 16-bit and palette PNGs (which must decode correctly, not be refused).
+
+:func:`flipped_bytes` are the cases no decoder can catch (a baseline JPEG has no
+checksum): single bytes flipped inside the entropy-coded data mostly decode to a
+different, well-formed picture. Only the client's digest (service/integrity.py)
+refuses them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 
 import numpy as np
 from PIL import Image
+
+from service.grpc.generated.kserve import grpc_predict_v2_pb2 as kpb
 
 EOI = b"\xff\xd9"
 
@@ -64,6 +74,48 @@ def jpeg_corpus(jpeg: bytes) -> dict[str, bytes]:
     cases["sof-one-more-row"] = with_sof_size(jpeg, width, height + 16)
     cases["sof-half"] = with_sof_size(jpeg, width // 2, height // 2)
     return cases
+
+
+def flipped_bytes(jpeg: bytes) -> dict[str, bytes]:
+    """``jpeg`` with one byte of its entropy-coded data flipped (all bits, or the lowest),
+    at 10 % .. 90 % of the scan, by case name."""
+    start, end = scan_start(jpeg), len(jpeg) - 2
+    cases: dict[str, bytes] = {}
+    for mask, kind in ((0xFF, "byte"), (0x01, "bit")):
+        for tenth in range(1, 10):
+            pos = start + (end - start) * tenth // 10
+            flipped = bytearray(jpeg)
+            flipped[pos] ^= mask
+            cases[f"flip-{kind}-{tenth * 10}%"] = bytes(flipped)
+    return cases
+
+
+def content_digest(data: bytes) -> str:
+    """The RFC 9530 ``Content-Digest`` value a client sends with ``data``."""
+    return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+
+
+def kserve_body(data: bytes, sha256_hex: str | None = None) -> str:
+    """A KServe v2 JSON request of one ``image_bytes`` image, with its digest if given."""
+    spec: dict[str, object] = {
+        "name": "image_bytes",
+        "datatype": "BYTES",
+        "shape": [1],
+        "data": [{"b64": base64.b64encode(data).decode()}],
+    }
+    if sha256_hex is not None:
+        spec["parameters"] = {"image_sha256": sha256_hex}
+    return json.dumps({"inputs": [spec]})
+
+
+def kserve_grpc_request(data: bytes, sha256_hex: str | None = None) -> kpb.ModelInferRequest:
+    """The same as a gRPC ModelInferRequest (raw contents)."""
+    req = kpb.ModelInferRequest(model_name="tiny")
+    tensor = req.inputs.add(name="image_bytes", datatype="BYTES", shape=[1])
+    if sha256_hex is not None:
+        tensor.parameters["image_sha256"].string_param = sha256_hex
+    req.raw_input_contents.append(len(data).to_bytes(4, "little") + data)
+    return req
 
 
 def png16(grey16: np.ndarray) -> bytes:

@@ -114,10 +114,10 @@ class RedisServer:
             self.proc.wait(5)
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh redis-server on a free port for this test only."""
-    server = RedisServer(tmp_path / "redis")
+@contextlib.contextmanager
+def running_redis(directory: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port, killed at the end (any fixture scope)."""
+    server = RedisServer(directory)
     for attempt in range(3):  # the free port may be taken between probe and bind
         try:
             server.start()
@@ -130,3 +130,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port for this test only."""
+    with running_redis(tmp_path / "redis") as server:
+        yield server

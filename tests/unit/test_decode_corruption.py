@@ -2,11 +2,14 @@
 
 Each corrupted variant of an intact JPEG is either refused with ImageDecodeError or
 decodes bit-identical to the intact frame; 16-bit greyscale and palette images are
-converted correctly.
+converted correctly. Bytes flipped inside the entropy-coded data are beyond any
+decoder: with the client's SHA-256 (``prepare(..., sha256=)``) every case, those
+included, is refused before the decode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -17,7 +20,7 @@ from models.processing import ImageDecodeError, decode_image, decode_scaled
 from service.errors import InvalidImage
 from service.inspector import prepare
 from tests.conftest import defect_image, encode
-from tests.support.corrupt import jpeg_corpus, palette_png, png16
+from tests.support.corrupt import flipped_bytes, jpeg_corpus, palette_png, png16
 
 
 def textured(width: int = 200, height: int = 160) -> np.ndarray:
@@ -29,6 +32,8 @@ def textured(width: int = 200, height: int = 160) -> np.ndarray:
 
 INTACT = encode(textured())
 CORPUS = jpeg_corpus(INTACT)
+FLIPPED = flipped_bytes(INTACT)
+INTACT_SHA256 = hashlib.sha256(INTACT).digest()
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS))
@@ -58,6 +63,32 @@ def test_corruption_is_refused_at_reduced_scale_too(case: str) -> None:
 def test_prepare_answers_invalid_image() -> None:
     with pytest.raises(InvalidImage):
         prepare(CORPUS["truncated-50%+eoi"], 64, 50_000_000)
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS | FLIPPED))
+def test_with_the_digest_every_corrupt_frame_is_refused(case: str) -> None:
+    with pytest.raises(InvalidImage, match="SHA-256"):
+        prepare((CORPUS | FLIPPED)[case], 64, 50_000_000, sha256=INTACT_SHA256)
+
+
+def test_with_the_digest_the_intact_frame_prepares_as_without() -> None:
+    with_digest = prepare(INTACT, 64, 50_000_000, sha256=INTACT_SHA256)
+    np.testing.assert_array_equal(with_digest[0], prepare(INTACT, 64, 50_000_000)[0])
+
+
+def test_without_the_digest_flipped_bytes_mostly_decode_to_another_picture() -> None:
+    """Why the digest exists: the decoder cannot tell (docs/benchmarks.md). Each flip is
+    refused or decodes to a well-formed frame of the intact size; most are the latter."""
+    reference = decode_image(INTACT)
+    different = 0
+    for data in FLIPPED.values():
+        try:
+            out = decode_image(data)
+        except ImageDecodeError:
+            continue
+        assert out.shape == reference.shape
+        different += not np.array_equal(out, reference)
+    assert different > len(FLIPPED) // 2
 
 
 def test_16_bit_greyscale_png_is_scaled_not_clipped() -> None:

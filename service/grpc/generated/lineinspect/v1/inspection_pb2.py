@@ -24,33 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.DescriptorPool().AddSerializedFile(b'\n\x1flineinspect/v1/inspection.proto\x12\x0elineinspect.v1\"\xb8\x01\n\x0eInspectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x65ncoding\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61mera\x18\x04 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x06 \x01(\x01\x12\r\n\x05model\x18\x07 \x01(\t\x12\x12\n\nimage_name\x18\x08 \x01(\t\x12\r\n\x05width\x18\t \x01(\r\x12\x0e\n\x06height\x18\n \x01(\r\"\xc5\x01\n\x0fInspectResponse\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61mera\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.lineinspect.v1.FrameStatus\x12/\n\x06record\x18\x05 \x01(\x0b\x32\x1f.lineinspect.v1.DetectionRecord\x12$\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x15.lineinspect.v1.Error\"9\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tgrpc_code\x18\x03 \x01(\t\"\xab\x02\n\x0f\x44\x65tectionRecord\x12\x12\n\x05image\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\t\x12\x11\n\x04line\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06\x63\x61mera\x18\x04 \x01(\tH\x02\x88\x01\x01\x12(\n\x05model\x18\x05 \x01(\x0b\x32\x19.lineinspect.v1.ModelInfo\x12(\n\x07verdict\x18\x06 \x01(\x0e\x32\x17.lineinspect.v1.Verdict\x12-\n\ndetections\x18\x07 \x03(\x0b\x32\x19.lineinspect.v1.Detection\x12)\n\ttiming_ms\x18\x08 \x01(\x0b\x32\x16.lineinspect.v1.TimingB\x08\n\x06_imageB\x07\n\x05_lineB\t\n\x07_camera\"8\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04role\x18\x03 \x01(\t\"K\n\tDetection\x12 \n\x03\x62ox\x18\x01 \x01(\x0b\x32\x13.lineinspect.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05label\x18\x03 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x01\x12\n\n\x02y1\x18\x02 \x01(\x01\x12\n\n\x02x2\x18\x03 \x01(\x01\x12\n\n\x02y2\x18\x04 \x01(\x01\"9\n\x06Timing\x12\r\n\x05queue\x18\x01 \x01(\x01\x12\x11\n\tinference\x18\x02 \x01(\x01\x12\r\n\x05total\x18\x03 \x01(\x01*\x94\x01\n\x0b\x46rameStatus\x12\x1c\n\x18\x46RAME_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46RAME_STATUS_INSPECTED\x10\x01\x12\x18\n\x14\x46RAME_STATUS_SKIPPED\x10\x02\x12\x18\n\x14\x46RAME_STATUS_EXPIRED\x10\x03\x12\x17\n\x13\x46RAME_STATUS_FAILED\x10\x04*F\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x32\xb5\x01\n\x11InspectionService\x12J\n\x07Inspect\x12\x1e.lineinspect.v1.InspectRequest\x1a\x1f.lineinspect.v1.InspectResponse\x12T\n\rStreamInspect\x12\x1e.lineinspect.v1.InspectRequest\x1a\x1f.lineinspect.v1.InspectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.DescriptorPool().AddSerializedFile(b'\n\x1flineinspect/v1/inspection.proto\x12\x0elineinspect.v1\"\xce\x01\n\x0eInspectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x65ncoding\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61mera\x18\x04 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x06 \x01(\x01\x12\r\n\x05model\x18\x07 \x01(\t\x12\x12\n\nimage_name\x18\x08 \x01(\t\x12\r\n\x05width\x18\t \x01(\r\x12\x0e\n\x06height\x18\n \x01(\r\x12\x14\n\x0cimage_sha256\x18\x0b \x01(\x0c\"\xc5\x01\n\x0fInspectResponse\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61mera\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.lineinspect.v1.FrameStatus\x12/\n\x06record\x18\x05 \x01(\x0b\x32\x1f.lineinspect.v1.DetectionRecord\x12$\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x15.lineinspect.v1.Error\"9\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tgrpc_code\x18\x03 \x01(\t\"\xab\x02\n\x0f\x44\x65tectionRecord\x12\x12\n\x05image\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\t\x12\x11\n\x04line\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06\x63\x61mera\x18\x04 \x01(\tH\x02\x88\x01\x01\x12(\n\x05model\x18\x05 \x01(\x0b\x32\x19.lineinspect.v1.ModelInfo\x12(\n\x07verdict\x18\x06 \x01(\x0e\x32\x17.lineinspect.v1.Verdict\x12-\n\ndetections\x18\x07 \x03(\x0b\x32\x19.lineinspect.v1.Detection\x12)\n\ttiming_ms\x18\x08 \x01(\x0b\x32\x16.lineinspect.v1.TimingB\x08\n\x06_imageB\x07\n\x05_lineB\t\n\x07_camera\"8\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04role\x18\x03 \x01(\t\"K\n\tDetection\x12 \n\x03\x62ox\x18\x01 \x01(\x0b\x32\x13.lineinspect.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05label\x18\x03 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x01\x12\n\n\x02y1\x18\x02 \x01(\x01\x12\n\n\x02x2\x18\x03 \x01(\x01\x12\n\n\x02y2\x18\x04 \x01(\x01\"9\n\x06Timing\x12\r\n\x05queue\x18\x01 \x01(\x01\x12\x11\n\tinference\x18\x02 \x01(\x01\x12\r\n\x05total\x18\x03 \x01(\x01*\x94\x01\n\x0b\x46rameStatus\x12\x1c\n\x18\x46RAME_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46RAME_STATUS_INSPECTED\x10\x01\x12\x18\n\x14\x46RAME_STATUS_SKIPPED\x10\x02\x12\x18\n\x14\x46RAME_STATUS_EXPIRED\x10\x03\x12\x17\n\x13\x46RAME_STATUS_FAILED\x10\x04*F\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x32\xb5\x01\n\x11InspectionService\x12J\n\x07Inspect\x12\x1e.lineinspect.v1.InspectRequest\x1a\x1f.lineinspect.v1.InspectResponse\x12T\n\rStreamInspect\x12\x1e.lineinspect.v1.InspectRequest\x1a\x1f.lineinspect.v1.InspectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lineinspect.v1.inspection_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FRAMESTATUS']._serialized_start=1049
-  _globals['_FRAMESTATUS']._serialized_end=1197
-  _globals['_VERDICT']._serialized_start=1199
-  _globals['_VERDICT']._serialized_end=1269
+  _globals['_FRAMESTATUS']._serialized_start=1071
+  _globals['_FRAMESTATUS']._serialized_end=1219
+  _globals['_VERDICT']._serialized_start=1221
+  _globals['_VERDICT']._serialized_end=1291
   _globals['_INSPECTREQUEST']._serialized_start=52
-  _globals['_INSPECTREQUEST']._serialized_end=236
-  _globals['_INSPECTRESPONSE']._serialized_start=239
-  _globals['_INSPECTRESPONSE']._serialized_end=436
-  _globals['_ERROR']._serialized_start=438
-  _globals['_ERROR']._serialized_end=495
-  _globals['_DETECTIONRECORD']._serialized_start=498
-  _globals['_DETECTIONRECORD']._serialized_end=797
-  _globals['_MODELINFO']._serialized_start=799
-  _globals['_MODELINFO']._serialized_end=855
-  _globals['_DETECTION']._serialized_start=857
-  _globals['_DETECTION']._serialized_end=932
-  _globals['_BOX']._serialized_start=934
-  _globals['_BOX']._serialized_end=987
-  _globals['_TIMING']._serialized_start=989
-  _globals['_TIMING']._serialized_end=1046
-  _globals['_INSPECTIONSERVICE']._serialized_start=1272
-  _globals['_INSPECTIONSERVICE']._serialized_end=1453
+  _globals['_INSPECTREQUEST']._serialized_end=258
+  _globals['_INSPECTRESPONSE']._serialized_start=261
+  _globals['_INSPECTRESPONSE']._serialized_end=458
+  _globals['_ERROR']._serialized_start=460
+  _globals['_ERROR']._serialized_end=517
+  _globals['_DETECTIONRECORD']._serialized_start=520
+  _globals['_DETECTIONRECORD']._serialized_end=819
+  _globals['_MODELINFO']._serialized_start=821
+  _globals['_MODELINFO']._serialized_end=877
+  _globals['_DETECTION']._serialized_start=879
+  _globals['_DETECTION']._serialized_end=954
+  _globals['_BOX']._serialized_start=956
+  _globals['_BOX']._serialized_end=1009
+  _globals['_TIMING']._serialized_start=1011
+  _globals['_TIMING']._serialized_end=1068
+  _globals['_INSPECTIONSERVICE']._serialized_start=1294
+  _globals['_INSPECTIONSERVICE']._serialized_end=1475
 # @@protoc_insertion_point(module_scope)

@@ -30,7 +30,7 @@ VERDICT_PASS: Verdict
 VERDICT_FAIL: Verdict
 
 class InspectRequest(_message.Message):
-    __slots__ = ("image", "encoding", "line", "camera", "frame_id", "deadline_ms", "model", "image_name", "width", "height")
+    __slots__ = ("image", "encoding", "line", "camera", "frame_id", "deadline_ms", "model", "image_name", "width", "height", "image_sha256")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class InspectRequest(_message.Message):
     IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     encoding: str
     line: str
@@ -51,7 +52,8 @@ class InspectRequest(_message.Message):
     image_name: str
     width: int
     height: int
-    def __init__(self, image: _Optional[bytes] = ..., encoding: _Optional[str] = ..., line: _Optional[str] = ..., camera: _Optional[str] = ..., frame_id: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., model: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    image_sha256: bytes
+    def __init__(self, image: _Optional[bytes] = ..., encoding: _Optional[str] = ..., line: _Optional[str] = ..., camera: _Optional[str] = ..., frame_id: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., model: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., image_sha256: _Optional[bytes] = ...) -> None: ...
 
 class InspectResponse(_message.Message):
     __slots__ = ("frame_id", "line", "camera", "status", "record", "error")
