@@ -203,7 +203,10 @@ def test_compose_services_ports_and_settings() -> None:
 
 
 # --- Dockerfiles ------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
+DOCKERFILES = ["Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.train"]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfiles_non_root_with_healthcheck(name: str) -> None:
     text = (DEPLOY / name).read_text()
     final = text.split("\nFROM ")[-1]
@@ -215,6 +218,8 @@ def test_dockerfiles_non_root_with_healthcheck(name: str) -> None:
             assert part == "registry" or (ROOT / part).exists(), part
     if name.endswith("gpu"):
         assert "nvidia/cuda" in text and "cudnn-runtime" in text and "onnxruntime-gpu" in text
+    # Only the training image installs torch (the train extra); serving stays torch-free.
+    assert ("optional-dependencies']['train']" in text) == name.endswith("train"), name
 
 
 # --- Kubernetes -------------------------------------------------------------------------
@@ -233,6 +238,10 @@ def test_k8s_deployments_services_and_probes() -> None:
         svc = k8s("Service", name)
         assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
         assert port in {p["port"] for p in svc["spec"]["ports"]}
+    trainer = k8s("Deployment", "lineinspect-trainer")["spec"]["template"]
+    svc = k8s("Service", "lineinspect-trainer")
+    assert svc["spec"]["selector"] == trainer["metadata"]["labels"]
+    assert trainer["metadata"]["annotations"]["prometheus.io/port"] == "9101"
     worker = k8s("Deployment", "lineinspect-worker")["spec"]["template"]["spec"]["containers"][0]
     assert worker["args"][-2:] == ["worker", "infer"]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
@@ -252,3 +261,86 @@ def test_k8s_configmap_and_queue_autoscaler_agree() -> None:
     meta = trigger["metadata"]
     assert meta["stream"] == f"{data['LINEINSPECT_REDIS_PREFIX']}:frames"
     assert int(meta["streamLength"]) > 0
+
+
+# --- the training worker -------------------------------------------------------------
+def test_compose_trainer_shares_the_apis_volumes_and_database_and_has_a_gpu() -> None:
+    services = compose()["services"]
+    trainer, api = services["trainer"], services["api"]
+    assert trainer["command"] == ["lineinspect", "worker", "train"]
+    assert trainer["build"]["dockerfile"] == "deploy/Dockerfile.train"
+    assert (DEPLOY / "Dockerfile.train").is_file() and trainer["image"] == "lineinspect:train"
+    # no serving service runs the torch image
+    assert [n for n, svc in services.items() if svc.get("image") == trainer["image"]] == ["trainer"]
+    # The same registry and data volumes, read-write (new versions, run directories and
+    # the SQLite project database under data_root), and the same database settings.
+    assert trainer["volumes"] == api["volumes"] and not any(
+        v.endswith(":ro") for v in trainer["volumes"]
+    )
+    for key in ("LINEINSPECT_REGISTRY_ROOT", "LINEINSPECT_DATABASE_URL", "LINEINSPECT_DATA_ROOT"):
+        assert trainer["environment"].get(key) == api["environment"].get(key), key
+    port = trainer["environment"]["LINEINSPECT_TRAINER_METRICS_PORT"]
+    assert trainer["environment"]["HEALTHCHECK_PORT"] == port and port in trainer["expose"]
+    assert int(port) == Settings.model_fields["trainer_metrics_port"].default
+    (gpu,) = trainer["deploy"]["resources"]["reservations"]["devices"]
+    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    assert len(gpu["device_ids"]) == 1 and "count" not in gpu
+    assert trainer["profiles"] == ["train"]  # a GPU reservation fails on a host without one
+    prom = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "lineinspect-trainer"]
+    assert job["dns_sd_configs"][0]["names"] == ["trainer"]
+    assert job["dns_sd_configs"][0]["port"] == int(port)
+
+
+def test_k8s_trainer_requests_a_gpu_shares_the_pvcs_and_probes_its_metrics_port() -> None:
+    pod = k8s("Deployment", "lineinspect-trainer")["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    assert c["args"] == ["lineinspect", "worker", "train"]
+    assert c["image"] == "lineinspect:train"
+    assert c["resources"]["requests"]["nvidia.com/gpu"] == 1
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
+    sec = pod["spec"]["securityContext"]
+    assert sec["runAsNonRoot"] is True and sec["runAsUser"] == 10001
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    data = k8s("ConfigMap", "lineinspect-config")["data"]
+    (port,) = [p["containerPort"] for p in c["ports"] if p["name"] == "metrics"]
+    assert port == int(data["LINEINSPECT_TRAINER_METRICS_PORT"])
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # The API's volumes and database: the same PVCs at the same paths, and the same
+    # config map and database secret.
+    api = k8s("Deployment", "lineinspect-api")["spec"]["template"]
+    (api_c,) = api["spec"]["containers"]
+
+    def claims(p: dict[str, Any]) -> dict[str, str]:
+        return {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in p["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+
+    def mounts(cont: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+        return {
+            m["name"]: (m["mountPath"], bool(m.get("readOnly")))
+            for m in cont["volumeMounts"]
+            if m["name"] in {"registry", "data"}
+        }
+
+    assert (
+        claims(pod)
+        == claims(api)
+        == {
+            "registry": "lineinspect-registry",
+            "data": "lineinspect-data",
+        }
+    )
+    assert (
+        mounts(c)
+        == mounts(api_c)
+        == {
+            "registry": ("/app/registry", False),
+            "data": ("/app/var", False),
+        }
+    )
+    assert c["envFrom"] == api_c["envFrom"]
+    assert {"secretRef": {"name": "lineinspect-database", "optional": True}} in c["envFrom"]
