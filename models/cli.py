@@ -77,6 +77,7 @@ _TYPES: dict[str, Any] = {"int": int, "float": float, "str": str}
 @train_options
 def train(**kw: Any) -> None:
     """Train a T-model or S-model detector."""
+    from models.train.distributed import finish
     from models.train.trainer import Trainer
 
     setup_logging()
@@ -88,7 +89,9 @@ def train(**kw: Any) -> None:
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     best = trainer.fit()
-    click.echo(json.dumps({"out": opts.out, "best": brief(best)}, indent=2))
+    finish(trainer.dist)
+    if trainer.dist.main:  # under torchrun: once
+        click.echo(json.dumps({"out": opts.out, "best": brief(best)}, indent=2))
 
 
 def brief(m: dict[str, Any] | None) -> dict[str, Any]:

@@ -184,17 +184,19 @@ def build_loader(
     workers: int = 0,
     seed: int = 0,
     drop_last: bool = False,
+    sampler: Sampler[int] | None = None,
 ) -> DataLoader[tuple[np.ndarray, np.ndarray, ImageMeta]]:
     """A ``DataLoader`` with :func:`collate` and an epoch-seeded shuffle (:class:`EpochSampler`).
 
     Workers are not persistent, so :meth:`DetectionDataset.set_epoch` (epoch, mosaic
     switch) reaches them at every new epoch's iterator. On a 2-core machine ``workers=0``
     or ``1``: the cached loader does several hundred augmented images/s on one core.
+    ``sampler`` replaces the epoch-seeded one (a ``DistributedSampler`` under torchrun).
     """
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(dataset, shuffle, seed),
+        sampler=sampler or EpochSampler(dataset, shuffle, seed),
         num_workers=workers,
         collate_fn=collate,
         drop_last=drop_last,

@@ -111,6 +111,7 @@ def distil(
     from models.distill.loss import DistillConfig
     from models.distill.teacher import load_teacher
     from models.distill.trainer import DistillTrainer
+    from models.train.distributed import finish
 
     setup_logging()
     cfg = DistillConfig(feature_kd=feature_kd, response_kd=response_kd)
@@ -141,6 +142,8 @@ def distil(
         best = trainer.fit()
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(
-        json.dumps({"out": opts.out, "teacher": teacher.parent, "best": brief(best)}, indent=2)
-    )
+    finish(trainer.dist)
+    if trainer.dist.main:  # under torchrun: once
+        click.echo(
+            json.dumps({"out": opts.out, "teacher": teacher.parent, "best": brief(best)}, indent=2)
+        )

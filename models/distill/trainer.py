@@ -146,7 +146,7 @@ class DistillTrainer(Trainer):
             neck_features(self.model) as feats_s,
             torch.autocast(self.device.type, enabled=self.amp),
         ):
-            outs_s = self.model(images)
+            outs_s = self.net(images)  # DDP under torchrun; the neck hook still fires
         out: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.kd(
             outs_s, outs_t, feats_s, feats_t, targets, self.weights.weights
         )

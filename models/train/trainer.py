@@ -1,5 +1,6 @@
 """The training loop: AdamW + warm-up/cosine, EMA, AMP on CUDA, adaptive loss weights
-(eq. 18), periodic evaluation through the shared post-processing, exact resume."""
+(eq. 18), periodic evaluation through the shared post-processing, exact resume, and
+data-parallel training under ``torchrun`` (models/train/distributed.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from models.anchors import sample_anchors
@@ -26,6 +27,7 @@ from models.losses import LOSS_NAMES, AdaptiveLossWeights, DetectionLoss
 from models.losses.gfl import GFLLoss
 from models.processing import DEFAULT_IOU_THRESHOLD
 from models.registry import BUNDLED_ROOT
+from models.train import distributed
 from models.train.checkpoint import (
     build_from_checkpoint,
     load_checkpoint,
@@ -48,13 +50,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -91,7 +86,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(max(1, opts.threads))
         seed_everything(opts.seed)
-        self.device = resolve_device(opts.device)
+        self.dist = distributed.init_distributed(opts.device)
+        self.device = distributed.resolve_device(opts.device, self.dist)
         if train_samples is None:
             train_samples, val_samples, class_names = load_splits(
                 opts.data, opts.val_fraction, carve_out_seed(opts.to_dict())
@@ -154,6 +150,8 @@ class Trainer:
         self._val_images: tuple[list[np.ndarray], list[tuple[int, int]]] | None = None
         if resume_ck is not None:
             self._resume(resume_ck, last)
+        # What the forward pass runs: the model, or the model in DDP under torchrun.
+        self.net = distributed.wrap(self.model, self.dist, self.device)
 
     # ----------------------------------------------------------------- state
     def state(self, epoch: int) -> dict[str, Any]:
@@ -232,7 +230,7 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Hook: forward and loss of one batch → ``(loss, parts)``, a part per ``loss_names``."""
         with torch.autocast(self.device.type, enabled=self.amp):
-            outs = self.model(images)
+            outs = self.net(images)
         return self.criterion([x.float() for x in outs], targets, self.weights.weights)
 
     # ------------------------------------------------------------------ loop
@@ -246,13 +244,18 @@ class Trainer:
         depends on (seed, epoch) only); the last partial batch is dropped when there is
         more than one batch."""
         o = self.opts
+        d = self.dist
+        share = None
+        if d.enabled:  # this process's share of each epoch; set_epoch() in fit()
+            share = DistributedSampler(self.dataset, d.world, d.rank, shuffle=True, seed=o.seed)
         return build_loader(
             self.dataset,
             o.batch,
             shuffle=True,
             workers=workers,
             seed=o.seed,
-            drop_last=len(self.dataset) > o.batch,
+            drop_last=(len(share) if share else len(self.dataset)) > o.batch,
+            sampler=share,
         )
 
     def fit(self) -> dict[str, Any]:
@@ -261,6 +264,7 @@ class Trainer:
         loader = self.train_loader(o.workers)
         ipe = self.iters_per_epoch(len(loader))
         total, warmup = o.epochs * ipe, int(o.warmup_epochs * ipe)
+        main = self.dist.main
         log.info(
             "training %s (%d params) on %d images, %d val, %d it/epoch, device %s",
             o.arch,
@@ -273,15 +277,18 @@ class Trainer:
         for epoch in range(self.start_epoch, o.epochs):
             closing = epoch >= o.epochs - o.close_mosaic
             self.dataset.set_epoch(epoch, o.epochs)
+            if isinstance(loader.sampler, DistributedSampler):
+                loader.sampler.set_epoch(epoch)
             t0 = time.time()
             means = self._train_epoch(loader, epoch, ipe, total, warmup)
+            means = distributed.average(means, self.dist, self.device)  # same on every rank
             self.weights.update(means)
             record: dict[str, Any] = {"epoch": epoch + 1, "time_s": round(time.time() - t0, 1)}
             record.update({f"loss_{k}": round(v, 5) for k, v in means.items()})
             record["loss_weights"] = {k: round(v, 3) for k, v in self.weights.weights.items()}
             last = epoch + 1 == o.epochs
             interval = max(1, o.eval_interval // 2) if closing else o.eval_interval
-            if self.val_samples and (last or (epoch + 1) % interval == 0):
+            if main and self.val_samples and (last or (epoch + 1) % interval == 0):
                 self.last_metrics = self.evaluate()
                 self.last_metrics["epoch"] = epoch + 1
                 record.update(
@@ -294,19 +301,23 @@ class Trainer:
                     )
                     save_checkpoint(self.out / "best.pt", self.state(epoch))
             self.end_epoch(epoch, record)
+            if not main:
+                continue
             save_checkpoint(self.out / "last.pt", self.state(epoch))
             with open(self.out / "results.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             log.info("epoch %d: %s", epoch + 1, record)
-        if not (self.out / "best.pt").exists() and (self.out / "last.pt").exists():
+        distributed.check_replicas_agree(self.model, self.dist, self.device)
+        if main and not (self.out / "best.pt").exists() and (self.out / "last.pt").exists():
             save_checkpoint(self.out / "best.pt", load_checkpoint(self.out / "last.pt"))
+        distributed.barrier(self.dist)  # rank 0's files are complete for every rank
         return self.best_metrics or {}
 
     def _train_epoch(
         self, loader: Any, epoch: int, ipe: int, total: int, warmup: int
     ) -> dict[str, float]:
         o = self.opts
-        self.model.train()
+        self.net.train()
         sums = dict.fromkeys(self.loss_names, 0.0)
         n = 0
         pbar = tqdm(
@@ -315,6 +326,7 @@ class Trainer:
             mininterval=2.0,
             dynamic_ncols=True,
             leave=True,
+            disable=not self.dist.main,
         )
         for i, batch in enumerate(loader):
             if i >= ipe:
@@ -329,7 +341,8 @@ class Trainer:
             targets = targets.to(self.device)
             loss, parts = self.compute_loss(images, targets)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss).backward()  # DDP averages the model's gradients
+            distributed.average_gradients(self.extra.parameters(), self.dist)
             self.scaler.unscale_(self.optimizer)
             self.after_backward()
             params = [*self.model.parameters(), *self.extra.parameters()]

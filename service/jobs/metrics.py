@@ -14,7 +14,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service.jobs.schema import JobKind, JobState
+
 log = logging.getLogger(__name__)
+
+#: How an attempt ends (``lineinspect_training_jobs_finished_total{state}``): the job's
+#: end state, or ``released`` (worker stopping) / ``lost`` (cancelled or taken over).
+OUTCOMES = (JobState.SUCCEEDED.value, JobState.FAILED.value, "released", "lost")
 
 
 class _JobStates(Collector):
@@ -86,6 +92,9 @@ class TrainingMetrics:
         )
         for resumed in ("false", "true"):
             self.claims.labels(resumed)
+        for kind in JobKind:  # increase() sees the first failure (alerts.yml)
+            for outcome in OUTCOMES:
+                self.finished.labels(kind.value, outcome)
 
     def exposition(self) -> bytes:
         """Text exposition of the registry."""

@@ -4,9 +4,6 @@ evaluates every dashboard panel's query and every alert rule without error."""
 from __future__ import annotations
 
 import contextlib
-import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,91 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from service.api.app import create_app
 from service.config import load_settings
 from service.registry import Registry
 from service.worker_app import create_worker_app
 from tests.conftest import defect_image, encode
-from tests.support.redis_server import RedisServer, free_port, redis_server
+from tests.support.prometheus import DASHBOARDS, Prometheus, panel_queries
+from tests.support.redis_server import RedisServer, redis_server
 from tests.support.servers import serve_app, wait_until
 from tests.support.tiny_onnx import write_artefact
 
 __all__ = ["redis_server"]  # the fixture
 
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "lineinspect.json"
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-#: Grafana's template variables, as Grafana would expand them for "All" and a 1 s scrape.
-GRAFANA_VARS = {"$__rate_interval": "10s", "$line": ".*"}
-
-
-def panel_queries() -> list[tuple[str, str]]:
-    """(panel title, PromQL with the Grafana variables expanded) of every panel target."""
-    dash = json.loads(DASHBOARD.read_text())
-    out = []
-    for panel in dash["panels"]:
-        for target in panel.get("targets", []):
-            expr = target["expr"]
-            for var, value in GRAFANA_VARS.items():
-                expr = expr.replace(var, value)
-            out.append((panel["title"], expr))
-    return out
-
-
-class Prometheus:
-    """``prometheus`` on a free loopback port with temp storage and a generated config."""
-
-    def __init__(self, workdir: Path, targets: dict[str, str]) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            pytest.fail("prometheus not found: run `make tools` (Debian's prometheus package)")
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(ALERTS)],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in targets.items()
-            ],
-        }
-        workdir.mkdir(parents=True)
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = (workdir / "prometheus.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address={self.url[7:]}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._ready, timeout=60)
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {self.proc.returncode}")
-        try:
-            return httpx.get(self.url + "/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def api(self, path: str, **params: str) -> Any:
-        body = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10).json()
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+DASHBOARD = DASHBOARDS / "lineinspect.json"
 
 
 @pytest.fixture
@@ -149,25 +75,15 @@ def test_every_dashboard_query_and_alert_evaluates(tmp_path: Path, stack: tuple[
         tmp_path / "prom", {"lineinspect-api": api[7:], "lineinspect-worker": worker[7:]}
     )
     try:
-
-        def targets_up() -> bool:
-            active = prom.api("targets")["activeTargets"]
-            return len(active) == 2 and all(t["health"] == "up" for t in active)
-
-        wait_until(targets_up, timeout=60, interval=0.2)
+        wait_until(lambda: prom.targets_up(2), timeout=60, interval=0.2)
         # rate() over the 10 s window needs a few scrapes of the traffic
         probe = "sum(rate(lineinspect_frames_total[10s])) > 0"
         wait_until(lambda: bool(prom.api("query", query=probe)["result"]), timeout=60, interval=0.2)
-        queries = panel_queries()
+        queries = panel_queries(DASHBOARD)
         assert len(queries) >= 20
 
         def panels_without_data() -> list[str]:
-            empty = []
-            for title, expr in queries:
-                data = prom.api("query", query=expr)  # asserts status == success (no error)
-                if not data["result"]:
-                    empty.append(f"{title}: {expr}")
-            return empty
+            return prom.without_data(queries)  # a query with an error fails here
 
         # The API and the worker are scraped at different offsets: wait until every
         # rate() window holds two scrapes of both targets, then require data everywhere.

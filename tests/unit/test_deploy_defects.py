@@ -21,7 +21,7 @@ from tests.unit.test_deploy_files import compose, k8s, k8s_docs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-DOCKERFILES = [DEPLOY / "Dockerfile.cpu", DEPLOY / "Dockerfile.gpu"]
+DOCKERFILES = [DEPLOY / name for name in ("Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.train")]
 
 # Trigger metadata KEDA v2.20.2's redis-streams scaler reads (pkg/scalers/
 # redis_streams_scaler.go and the connection fields of redis_scaler.go).
@@ -177,8 +177,13 @@ def test_no_two_services_or_replicas_claim_a_host_port_or_gpu() -> None:
                 gpus[gpu] = name
     assert len(gpus) >= 2 and set(ports) >= {"8000", "8001", "9090", "3000"}
     prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    (workers,) = [j for j in prom["scrape_configs"] if j["job_name"] == "lineinspect-worker"]
-    assert set(gpus.values()) <= set(workers["dns_sd_configs"][0]["names"])
+    scraped = {
+        name
+        for job in prom["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+        for name in sd["names"]
+    }
+    assert set(gpus.values()) <= scraped  # every GPU service (workers, trainer) is scraped
 
 
 # --- volumes -------------------------------------------------------------------------------
@@ -211,7 +216,7 @@ def test_compose_registry_and_data_are_named_volumes_seeded_from_the_image() -> 
 
 
 def test_k8s_pods_seed_the_registry_and_report_why_they_exit() -> None:
-    for name in ("lineinspect-api", "lineinspect-worker"):
+    for name in ("lineinspect-api", "lineinspect-worker", "lineinspect-trainer"):
         pod = k8s("Deployment", name)["spec"]["template"]["spec"]
         (init,) = pod["initContainers"]
         assert init["args"][0] == "lineinspect-seed-registry"

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from service.config import Settings
+from service.jobs.metrics import TrainingMetrics
 from service.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +42,35 @@ def run_promtool(*args: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+#: Learning-loop metrics that the dashboards and alerts name but that other branches
+#: export (gate: the training worker; promotion, shadow, audit: the API). The
+#: coordinator deletes each line when the branch that exports it is merged.
+LEARNING_LOOP_METRICS_PENDING = {
+    "lineinspect_gate_last_passed",
+    "lineinspect_gate_failures_in_a_row",
+    "lineinspect_gate_runs_total",
+    "lineinspect_promotions_total",
+    "lineinspect_rollbacks_total",
+    "lineinspect_shadow_frames_total",
+    "lineinspect_shadow_dropped_total",
+    "lineinspect_shadow_latency_seconds_bucket",
+    "lineinspect_shadow_precision",
+    "lineinspect_shadow_recall",
+    "lineinspect_audit_rows_total",
+    "lineinspect_audit_dropped_total",
+    "lineinspect_audit_queue_depth",
+    "lineinspect_audit_write_seconds_bucket",
+}
+
+
 def exported_metric_names() -> set[str]:
-    """Every sample name a lineinspect process can export."""
-    names: set[str] = set()
+    """Every sample name a lineinspect process (API, inference or training worker) can
+    export, plus the pending learning-loop names."""
+    names: set[str] = set(LEARNING_LOOP_METRICS_PENDING)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
-    for fam in Metrics().registry.collect():
-        names.update(fam.name + s for s in suffixes.get(fam.type, [""]))
+    for registry in (Metrics().registry, TrainingMetrics(lambda: {"queued": 0}).registry):
+        for fam in registry.collect():
+            names.update(fam.name + s for s in suffixes.get(fam.type, [""]))
     return names
 
 
@@ -203,7 +227,10 @@ def test_compose_services_ports_and_settings() -> None:
 
 
 # --- Dockerfiles ------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
+DOCKERFILES = ["Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.train"]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfiles_non_root_with_healthcheck(name: str) -> None:
     text = (DEPLOY / name).read_text()
     final = text.split("\nFROM ")[-1]
@@ -215,6 +242,8 @@ def test_dockerfiles_non_root_with_healthcheck(name: str) -> None:
             assert part == "registry" or (ROOT / part).exists(), part
     if name.endswith("gpu"):
         assert "nvidia/cuda" in text and "cudnn-runtime" in text and "onnxruntime-gpu" in text
+    # Only the training image installs torch (the train extra); serving stays torch-free.
+    assert ("optional-dependencies']['train']" in text) == name.endswith("train"), name
 
 
 # --- Kubernetes -------------------------------------------------------------------------
@@ -233,6 +262,10 @@ def test_k8s_deployments_services_and_probes() -> None:
         svc = k8s("Service", name)
         assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
         assert port in {p["port"] for p in svc["spec"]["ports"]}
+    trainer = k8s("Deployment", "lineinspect-trainer")["spec"]["template"]
+    svc = k8s("Service", "lineinspect-trainer")
+    assert svc["spec"]["selector"] == trainer["metadata"]["labels"]
+    assert trainer["metadata"]["annotations"]["prometheus.io/port"] == "9101"
     worker = k8s("Deployment", "lineinspect-worker")["spec"]["template"]["spec"]["containers"][0]
     assert worker["args"][-2:] == ["worker", "infer"]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1

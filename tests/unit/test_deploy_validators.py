@@ -5,7 +5,7 @@
   ``kubernetes-validate --strict`` on every built-in kind, and the KEDA ScaledObject
   against KEDA's own CRD schema (vendored in tests/unit/schemas, version in its header)
   with unknown fields rejected, as ``kubectl apply --validate=strict`` does;
-* both Dockerfiles: ``hadolint`` with no finding (each ignore carries its reason inline);
+* every Dockerfile: ``hadolint`` with no finding (each ignore carries its reason inline);
 * deploy/seed-registry.sh: run on temp directories.
 """
 
@@ -126,7 +126,7 @@ def test_scaledobject_matches_kedas_crd_schema(tmp_path: Path) -> None:
 
 
 # --- Dockerfiles ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.train"])
 def test_hadolint_finds_nothing(name: str) -> None:
     run(tool("hadolint"), "--no-color", str(DEPLOY / name))
     lines = (DEPLOY / name).read_text().splitlines()
