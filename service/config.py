@@ -364,6 +364,14 @@ class Settings(BaseSettings):
     trainer_worker_id: str | None = Field(
         None, max_length=128, description="Training worker name; None = <hostname>-<pid>."
     )
+    # --- ui (service/ui; docs/operator.md) -----------------------------------------
+    grafana_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="The Grafana dashboard the operator page's Lines view links to "
+        "(http(s) URL); None = no link.",
+    )
 
     @field_validator("models")
     @classmethod
