@@ -75,14 +75,14 @@ def page(
         raise InvalidInput(f"order must be one of {list(ORDERS)}, got {order!r}")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_PAGE} and offset >= 0")
-    wanted = {
-        Sample.state: state,
-        Sample.sampler: sampler,
-        Sample.line: line,
-        Sample.camera: camera,
-        Sample.capture_class: predicted_class,
-    }
-    conds: list[Any] = [col == value for col, value in wanted.items() if value is not None]
+    wanted = (
+        (Sample.state, state),
+        (Sample.sampler, sampler),
+        (Sample.line, line),
+        (Sample.camera, camera),
+        (Sample.capture_class, predicted_class),
+    )
+    conds: list[Any] = [col == value for col, value in wanted if value is not None]
     if dataset is not None:
         conds.append(Sample.dataset_id == dataset.id)
     total = session.scalar(select(func.count()).select_from(Sample).where(*conds)) or 0
