@@ -47,7 +47,7 @@ function isTyping(ev) {
 
 export function mount(root, route) {
   const [dataset, sha256] = route.parts;
-  const box = h("section", { class: "view-label" });
+  const box = h("section", { class: "view-label", dataset: { sha256, dataset } });
   root.append(box);
   let editor = null;
   let sample = null;

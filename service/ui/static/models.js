@@ -13,8 +13,10 @@ export const scope = "read";
 
 const NEEDS_ADMIN = "needs a token with the 'admin' scope";
 
-// A button that asks once more before it acts; disabled without the admin scope.
-function adminAction(id, text, question, act) {
+// A button that asks once more before it acts; disabled without the admin scope. `act`
+// returns what happened, given to `done` (the lineage reloads and shows it); a refusal
+// stays beside the button.
+function adminAction(id, text, question, act, done) {
   const wrap = h("span", { class: "admin-action" });
   const allowed = can("admin");
   const button = h("button", { type: "button", id, disabled: !allowed, title: allowed ? null : NEEDS_ADMIN }, text);
@@ -26,12 +28,15 @@ function adminAction(id, text, question, act) {
     no.addEventListener("click", () => clear(message));
     yes.addEventListener("click", async () => {
       clear(message).append(" working…");
+      let outcome;
       try {
-        clear(message).append(` ${await act()}`);
+        outcome = await act();
       } catch (err) {
         message.dataset.error = err.code;
         clear(message).append(h("span", { class: "refused" }, ` Refused: ${err.message}`));
+        return;
       }
+      done(outcome);
     });
   });
   if (!allowed) message.append(h("span", { class: "hint" }, ` (${NEEDS_ADMIN})`));
@@ -99,9 +104,8 @@ function versionRows(detail, reload) {
       ? h("span", { class: "hint" }, "in production")
       : adminAction(`promote-${detail.name}-${v}`, "Promote to production", `Point production at v${v}?`, async () => {
           const out = await put(`v1/models/${encodeURIComponent(detail.name)}/aliases/production`, { version: v });
-          setTimeout(reload, 800);
-          return `production is v${out.version} (was v${out.previous ?? "–"})`;
-        });
+          return `Promoted: production is v${out.version} (was v${out.previous ?? "–"}).`;
+        }, reload);
     return h(
       "tr",
       { class: "version-row", dataset: { version: v } },
@@ -162,8 +166,9 @@ function historySection(result) {
   return h("div", { class: "history" }, h("h3", {}, "Promotion history"), body);
 }
 
-async function lineage(name, container) {
-  const reload = () => lineage(name, container);
+// One lineage's article; `flash` is the outcome of the action that reloaded it.
+async function lineage(name, container, flash = null) {
+  const reload = (text) => lineage(name, container, text);
   let detail;
   try {
     detail = await get(`v1/models/${encodeURIComponent(name)}`);
@@ -175,15 +180,18 @@ async function lineage(name, container) {
     optional(`v1/models/${encodeURIComponent(name)}/shadow`),
     optional(`v1/models/${encodeURIComponent(name)}/history`, { limit: 20 }),
   ]);
-  const rollback = adminAction(`rollback-${name}`, "Roll back production", "Move production back to the previous version?", async () => {
-    const out = await post(`v1/models/${encodeURIComponent(name)}/rollback`, { reason: "operator page" });
-    setTimeout(reload, 800);
-    return `production is v${out.version} (was v${out.previous ?? "–"})`;
-  });
+  // Rollback comes with the promotion history: without it, there is nothing to go back to.
+  const rollback = history.data
+    ? adminAction(`rollback-${name}`, "Roll back production", "Move production back to the previous version?", async () => {
+        const out = await post(`v1/models/${encodeURIComponent(name)}/rollback`, { reason: "operator page" });
+        return `Rolled back: production is v${out.version} (was v${out.previous ?? "–"}).`;
+      }, reload)
+    : h("span", { class: "hint" }, "(rollback not available on this service)");
   const gated = detail.versions.filter((v) => (detail.cards[v] || {}).gate).reverse();
   const serving = Object.entries(detail.serving || {}).map(([a, v]) => `${a} v${v}`).join(", ") || "–";
   clear(container).append(
     h("h2", {}, name),
+    flash ? h("p", { class: "flash", id: `flash-${name}`, role: "status" }, flash) : "",
     h("p", { class: "model-head" }, `serving here: ${serving} `, rollback),
     table(["Version", "Aliases", "Role", "Architecture", "Created", "mAP@.5 (card)", "Gate", ""], versionRows(detail, reload), {
       class: "data versions",
