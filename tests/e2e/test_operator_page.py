@@ -24,7 +24,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from service.api.app import create_app
 from service.auth.tokens import Scope, TokenEntry, hash_token, new_token
-from service.config import load_settings
+from service.config import Settings, load_settings
 from service.gate.escape import Rate
 from service.gate.rules import GateReport, GateRules, judge
 from service.gate.scoring import ModelScore, RateFigure
@@ -47,6 +47,8 @@ TOKENS = [
 FRAMES = 6
 DATASET = "line-a"
 SHOTS = os.environ.get("UI_SCREENSHOTS_DIR")
+#: Shadow every frame where this build has shadow serving (the candidate is shadowed).
+SHADOW = {"shadow_fraction": 1.0} if "shadow_fraction" in Settings.model_fields else {}
 #: Answers the page expects while a route is missing from this build, or by contract
 #: (no shadow running): the browser logs each as a console error, anything else fails.
 EXPECTED_404 = re.compile(r"/v1/(lines|models/tiny/(shadow|history))\b.* 404")
@@ -147,6 +149,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         ],
         capture_min_free_bytes=0,
         grafana_url="http://grafana.example/d/lineinspect",
+        **SHADOW,
     )
     _jobs(settings)
     with serve_app(create_app(settings)) as url:
@@ -264,6 +267,12 @@ def test_promotion_needs_the_admin_scope(site: Site) -> None:
         sign_in(driver, site, OPERATOR, view="models")
         button = wait_for(driver, promote)
         assert not button.is_enabled()
+        shadow = api(site, "GET", "/v1/models/tiny/shadow", OPERATOR)
+        if shadow.status_code == 200:  # the candidate runs in shadow
+            assert shadow.json()["shadow_version"] == 2
+            assert "production v1 vs shadow v2" in wait_for(driver, ".shadow table").text
+        else:
+            assert shadow.status_code == 404 and wait_for(driver, ".shadow .notice-unavailable")
         assert "admin" in button.get_attribute("title")
         refused = api(
             site, "PUT", "/v1/models/tiny/aliases/production", OPERATOR, json={"version": 2}

@@ -139,7 +139,7 @@ function shadowSection(result) {
   const rows = [
     ["versions", `production v${s.production_version} vs shadow v${s.shadow_version}`],
     ["frames compared", s.compared],
-    ["verdict agreement", fmtPercent(s.agreement)],
+    ["verdict agreement", s.compared ? fmtPercent(s.agreement) : "–"],
     ["pass → fail", s.pass_to_fail],
     ["fail → pass", s.fail_to_pass],
     ["precision / recall", `${fmtNumber(s.precision)} / ${fmtNumber(s.recall)}`],
