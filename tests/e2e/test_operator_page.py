@@ -9,6 +9,7 @@ docs/operator.md shows are written there too (regenerates them).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -175,9 +177,11 @@ def waiting(site: Site) -> dict[str, Any]:
 
 def shot(driver: WebDriver, site: Site, name: str) -> None:
     """Save a screenshot (and into UI_SCREENSHOTS_DIR when set: docs/operator.md's)."""
-    driver.save_screenshot(str(site.shots / f"operator-{name}.png"))
-    if SHOTS:
-        driver.save_screenshot(str(Path(SHOTS) / f"operator-{name}.png"))
+    png = driver.get_screenshot_as_png()
+    (site.shots / f"operator-{name}.png").write_bytes(png)
+    if SHOTS:  # committed: a 128-colour palette keeps them small
+        small = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=128)
+        small.save(Path(SHOTS) / f"operator-{name}.png", optimize=True)
 
 
 def sign_in(driver: WebDriver, site: Site, token: str, view: str = "queue") -> None:

@@ -10,15 +10,25 @@ export const scope = "admin";
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
 
+// A job's training progress: its own, or for a pipeline that of its current step
+// (`step` of `steps`, `step_name`, `step_progress`).
+function trainingProgress(job) {
+  const p = job.progress || {};
+  return p.steps ? p.step_progress || {} : p;
+}
+
 function progressCell(job) {
   const p = job.progress || {};
-  if (!p.epochs) return h("td", {}, "starting");
-  const share = Math.min(1, (p.epoch || 0) / p.epochs);
+  const t = trainingProgress(job);
+  const step = p.steps ? `step ${p.step} of ${p.steps} (${p.step_name}) ` : "";
+  if (!t.epochs) return h("td", {}, step || "starting");
+  const share = Math.min(1, (t.epoch || 0) / t.epochs);
   return h(
     "td",
     {},
+    step,
     h("progress", { max: 1, value: share.toFixed(3), "aria-label": `job ${job.id} progress` }),
-    ` epoch ${p.epoch ?? 0} of ${p.epochs}`,
+    ` epoch ${t.epoch ?? 0} of ${t.epochs}`,
   );
 }
 
@@ -52,8 +62,8 @@ function runningTable(jobs, reload) {
         h("td", { class: "num" }, `#${j.id}`),
         h("td", {}, j.kind),
         progressCell(j),
-        h("td", { class: "num" }, fmtNumber(((j.progress || {}).metrics || {}).map50)),
-        h("td", {}, fmtDuration((j.progress || {}).eta_s)),
+        h("td", { class: "num" }, fmtNumber((trainingProgress(j).metrics || {}).map50)),
+        h("td", {}, fmtDuration(trainingProgress(j).eta_s)),
         h("td", {}, j.worker ?? "–"),
         h("td", {}, fmtTime(j.started_at)),
         h("td", {}, cancelButton(j, reload)),
@@ -85,7 +95,10 @@ function resultOf(job) {
   if (job.state === "failed") return job.error ?? "failed";
   const r = job.result || {};
   if (r.best && r.best.map50 !== undefined) return `best mAP@.5 ${fmtNumber(r.best.map50)} (epoch ${r.best.epoch})`;
-  if (r.gate) return `gate ${r.gate.passed ? "passed" : "failed"}`;
+  if (r.gate) {
+    const reg = r.registered ? `, registered ${r.registered.name} v${r.registered.version}` : "";
+    return `gate ${r.gate.passed ? "passed" : "failed"}${reg}`;
+  }
   return job.state;
 }
 
