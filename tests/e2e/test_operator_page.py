@@ -193,11 +193,28 @@ def sign_in(driver: WebDriver, site: Site, token: str, view: str = "queue") -> N
     wait_for(driver, "#token-name")
 
 
-def current_label(site: Site, sha256: str) -> dict[str, Any]:
+def sample_of(site: Site, sha256: str) -> dict[str, Any]:
     r = api(site, "GET", f"/v1/samples/{sha256}", params={"dataset": DATASET})
     assert r.status_code == 200, r.text
     sample: dict[str, Any] = r.json()
+    return sample
+
+
+def state_of(site: Site, sha256: str) -> str:
+    return str(sample_of(site, sha256)["state"])
+
+
+def current_label(site: Site, sha256: str) -> dict[str, Any]:
+    sample = sample_of(site, sha256)
     return next(v for v in sample["labels"] if v["version"] == sample["label_version"])
+
+
+def next_frame(driver: WebDriver, after: str) -> str:
+    """The sha256 of the frame the label view opened after ``after`` (once loaded)."""
+    ready = "section.view-label[data-ready='true']"
+    sha = wait_for(driver, f"{ready}:not([data-sha256='{after}'])").get_attribute("data-sha256")
+    assert sha and driver.current_url.endswith(sha)
+    return sha
 
 
 def test_label_frames_by_dragging_and_keyboard(site: Site) -> None:
@@ -234,8 +251,7 @@ def test_label_frames_by_dragging_and_keyboard(site: Site) -> None:
         assert selected.get_attribute("data-label") == classes[1]
         shot(driver, site, "label")
         driver.find_element("css selector", "body").send_keys(Keys.ENTER)  # accept, next
-        ready = "section.view-label[data-ready='true']"
-        nxt = wait_for(driver, f"{ready}:not([data-sha256='{sha}'])")
+        other = next_frame(driver, sha)
 
         label = current_label(site, sha)
         assert label["state"] == "labelled" and label["origin"] == "prediction-changed"
@@ -248,19 +264,35 @@ def test_label_frames_by_dragging_and_keyboard(site: Site) -> None:
             moved,
         )
 
-        other = nxt.get_attribute("data-sha256")
-        assert other and other != sha and driver.current_url.endswith(other)
         driver.find_element("css selector", "#mark-ok").click()
-        wait_until(
-            lambda: (
-                api(site, "GET", f"/v1/samples/{other}", params={"dataset": DATASET}).json()[
-                    "state"
-                ]
-                == "ok"
-            )
-        )
+        third = next_frame(driver, other)
+        assert state_of(site, other) == "ok"
         assert current_label(site, other)["origin"] == "prediction-changed"  # boxes said defect
-        assert waiting(site)["total"] == FRAMES - 2
+
+        # Delete drops the selected (first) box; Enter saves the rest
+        before = len(sample_of(site, third)["prediction"])
+        body = driver.find_element("css selector", "body")
+        body.send_keys(Keys.DELETE)
+        wait_for(
+            driver,
+            "#box-list",
+            check=lambda el: len(el.find_elements("css selector", "li")) == before - 1,
+        )
+        body.send_keys(Keys.ENTER)
+        fourth = next_frame(driver, third)
+        label = current_label(site, third)
+        expected = "ok" if before == 1 else "labelled"  # no box left: no defect
+        assert label["state"] == expected and label["origin"] == "prediction-changed"
+        assert len(label["boxes"]) == before - 1
+
+        driver.find_element("css selector", "body").send_keys(Keys.ENTER)  # unchanged
+        next_frame(driver, fourth)
+        label = current_label(site, fourth)
+        assert label["origin"] == "prediction"
+        assert [b["box"] for b in label["boxes"]] == [
+            d["box"] for d in sample_of(site, fourth)["prediction"]
+        ]
+        assert waiting(site)["total"] == FRAMES - 4
         errors = console_errors(driver, lambda m: bool(EXPECTED_404.search(m)))
         assert errors == []
 
