@@ -235,6 +235,19 @@ def test_every_view_renders_without_console_errors(site: Site, width: int, heigh
             assert wide <= width, f"{view}: {wide} px wide in a {width} px window"
             if width == 1280 and view in ("lines", "jobs"):
                 shot(driver, site, view)
+        # the queue's filters: the count is what the API counts under them
+        driver.get(f"{site.url}/ui#/queue")
+        wait_for(driver, "#queue-count")
+        driver.find_element("css selector", "#filter-camera").send_keys("c1")
+        driver.find_element("css selector", "#queue-apply").click()
+        q = {"state": "unlabelled", "camera": "c1"}
+        total = api(site, "GET", "/v1/samples", params=q).json()["total"]
+        wait_for(driver, "#queue-count", check=lambda el: el.text == f"{total} waiting for a label")
+        cams = [
+            r.find_elements("css selector", "td")[3].text
+            for r in driver.find_elements("css selector", "tr.queue-row")
+        ]
+        assert cams == ["c1"] * total
         errors = console_errors(driver, lambda m: bool(EXPECTED_404.search(m)))
         assert errors == [], errors
 

@@ -28,7 +28,8 @@ function filterForm(datasets, onApply) {
       "label",
       {},
       text,
-      h("input", { name: key, id: `filter-${key}`, value: current(key), size: 10 }),
+      h("input", { name: key, id: `filter-${key}`, value: current(key), size: 10, list: `values-${key}` }),
+      h("datalist", { id: `values-${key}` }),
     ),
   );
   const dataset = h(
@@ -118,6 +119,17 @@ export function mount(root) {
         )
       : notice("info", "Nothing is waiting for a label under these filters.");
     clear(list).append(count, body, pager);
+    suggest(page.items);
+  }
+
+  // Offer the values seen on this page in each filter's suggestions.
+  function suggest(items) {
+    for (const [key] of FILTERS) {
+      const dl = document.getElementById(`values-${key}`);
+      if (!dl) continue;
+      const seen = [...new Set(items.map((s) => s[key]).filter(Boolean))].sort();
+      clear(dl).append(...seen.map((v) => h("option", { value: v })));
+    }
   }
 
   (async () => {
