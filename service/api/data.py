@@ -8,7 +8,7 @@ because the store's database calls block.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -174,13 +174,33 @@ def list_samples(
     state: str | None = None,
     sampler: str | None = None,
     line: str | None = None,
+    camera: str | None = None,
+    predicted_class: Annotated[
+        str | None, Query(description="The majority class of the capture's prediction.")
+    ] = None,
+    order: Annotated[
+        Literal["newest", "uncertain"],
+        Query(description="newest first, or the least confident predicted detection first."),
+    ] = "newest",
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=samples.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
-    """Samples, newest first, filtered by dataset, state, sampler and line."""
+    """Samples filtered by dataset, state, sampler, line, camera and predicted class;
+    newest first or most uncertain first (the review queue: ``state=unlabelled``)."""
     with store.transaction() as s:
         ds = datasets.get(s, dataset) if dataset else None
-        rows, total = samples.page(s, ds, state, sampler, line, offset, limit)
+        rows, total = samples.page(
+            s,
+            ds,
+            state,
+            sampler,
+            line,
+            offset,
+            limit,
+            camera=camera,
+            predicted_class=predicted_class,
+            order=order,
+        )
         names = {d.id: d.name for d in datasets.list_all(s)}
         return {
             "total": total,

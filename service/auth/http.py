@@ -83,4 +83,6 @@ def install(app: FastAPI, tokens: tuple[TokenEntry, ...] | list[TokenEntry]) -> 
             "no tokens configured: every route and RPC is open to anyone who can reach "
             "this port (see docs/operations.md, Security)"
         )
-    app.add_middleware(AuthMiddleware, verifier=TokenVerifier(tokens))
+    verifier = TokenVerifier(tokens)
+    app.state.token_verifier = verifier  # GET /v1/auth/scopes answers with it
+    app.add_middleware(AuthMiddleware, verifier=verifier)

@@ -3,8 +3,9 @@
 How a new route declares its scope: add one row here, keyed by its HTTP method and
 its path template exactly as the router declares it (``("GET", "/v1/audit"):
 Scope.READ``), or by its full gRPC method name (``"/package.Service/Method"``).
-``OPEN`` (None) means no token is ever needed; keep that to liveness, readiness and
-the API description. Nothing else is needed in the route itself: the HTTP middleware
+``OPEN`` (None) means no token is ever needed; keep that to liveness, readiness, the
+API description, the operator page's static files and the presented token's scopes.
+Nothing else is needed in the route itself: the HTTP middleware
 (:mod:`service.auth.http`) and the gRPC interceptor (:mod:`service.auth.grpc`) look the
 route up here before it runs.
 
@@ -37,6 +38,13 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
+    # the operator page's files (its data comes from the scoped routes) and what the
+    # presented token may do, so the page offers only that (docs/operator.md)
+    ("GET", "/ui"): OPEN,
+    ("GET", "/ui/"): OPEN,
+    ("GET", "/ui/{asset}"): OPEN,
+    ("GET", "/v1/auth/scopes"): OPEN,
+    ("GET", "/v1/ui/settings"): Scope.READ,
     # inspection
     ("POST", "/v1/inspect"): Scope.INFER,
     **{("POST", f"{m}/infer"): Scope.INFER for m in _V2_MODEL},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import func, select
@@ -38,6 +39,19 @@ def get(session: Session, sha256: str, dataset: Dataset | None = None) -> Sample
     return found[0]
 
 
+#: Orders of :func:`page`: ``newest`` (insertion, newest first) or ``uncertain`` (the
+#: frame holding the least confident predicted detection first; see :func:`uncertainty`).
+ORDERS = ("newest", "uncertain")
+
+
+def uncertainty(prediction: list[Any] | None) -> float:
+    """Sort key of the ``uncertain`` order: the lowest score among the predicted
+    detections (each was kept above its served threshold, so the lowest is the one nearest
+    it); a frame without detections sorts last (``inf``)."""
+    scores = [float(d["score"]) for d in prediction or () if isinstance(d, dict) and "score" in d]
+    return min(scores) if scores else math.inf
+
+
 def page(
     session: Session,
     dataset: Dataset | None,
@@ -46,22 +60,38 @@ def page(
     line: str | None = None,
     offset: int = 0,
     limit: int = 100,
+    *,
+    camera: str | None = None,
+    predicted_class: str | None = None,
+    order: str = "newest",
 ) -> tuple[list[Sample], int]:
-    """One page of samples (newest first) and the total matching the filters."""
+    """One page of samples and the total matching the filters. ``predicted_class`` is the
+    majority class of the prediction a capture was kept with. ``uncertain`` sorts every
+    matching row in Python (its key is in the prediction's JSON): meant for the review
+    queue, which capture quotas bound."""
     if state is not None and state not in STATES:
         raise InvalidInput(f"state must be one of {list(STATES)}, got {state!r}")
+    if order not in ORDERS:
+        raise InvalidInput(f"order must be one of {list(ORDERS)}, got {order!r}")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_PAGE} and offset >= 0")
-    conds: list[Any] = []
+    wanted = (
+        (Sample.state, state),
+        (Sample.sampler, sampler),
+        (Sample.line, line),
+        (Sample.camera, camera),
+        (Sample.capture_class, predicted_class),
+    )
+    conds: list[Any] = [col == value for col, value in wanted if value is not None]
     if dataset is not None:
         conds.append(Sample.dataset_id == dataset.id)
-    if state is not None:
-        conds.append(Sample.state == state)
-    if sampler is not None:
-        conds.append(Sample.sampler == sampler)
-    if line is not None:
-        conds.append(Sample.line == line)
     total = session.scalar(select(func.count()).select_from(Sample).where(*conds)) or 0
+    if order == "uncertain":
+        scored = session.execute(select(Sample.id, Sample.prediction).where(*conds)).all()
+        keyed = sorted(scored, key=lambda r: (uncertainty(r.prediction), -r.id))
+        ids = [r.id for r in keyed[offset : offset + limit]]
+        found = {r.id: r for r in session.scalars(select(Sample).where(Sample.id.in_(ids)))}
+        return [found[i] for i in ids], int(total)
     rows = session.scalars(
         select(Sample).where(*conds).order_by(Sample.id.desc()).offset(offset).limit(limit)
     )
@@ -84,6 +114,7 @@ def summary(sample: Sample, dataset_name: str) -> dict[str, Any]:
         "model_ref": sample.model_ref,
         "prediction": sample.prediction,
         "sampler": sample.sampler,
+        "predicted_class": sample.capture_class,
         "state": sample.state,
         "split": sample.split,
         "golden": sample.golden,

@@ -101,6 +101,7 @@ PATH_VALUES = {
     "sha256": "0" * 64,
     "job_id": "1",
     "frame_id": "frame-1",
+    "asset": "index.html",
 }
 JPEG = encode(defect_image())
 

@@ -1,0 +1,1 @@
+"""The operator page (docs/operator.md): static HTML, JS and CSS served at ``/ui``."""
