@@ -11,8 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+# the jobs, promotion-history and audit tables share the store's metadata
 import service.audit.schema
-import service.jobs.schema  # noqa: F401  (the jobs and audit tables share the metadata)
+import service.jobs.schema
+import service.promotion.schema  # noqa: F401
 from service.errors import InvalidImage, InvalidInput, StoreError
 from service.store import Store, datasets, intake, labels, migrate, samples, snapshots
 from service.store.schema import Base

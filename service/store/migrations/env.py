@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
+# the jobs, promotion-history and audit tables share the store's metadata
 import service.audit.schema
-import service.jobs.schema  # noqa: F401  (the jobs and audit tables share the store's metadata)
+import service.jobs.schema
+import service.promotion.schema  # noqa: F401
 from service.store.schema import Base
 
 engine = context.config.attributes["engine"]
