@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import data, flags, health, inspect, label_studio, models
+from service.api import data, flags, health, inspect, label_studio, models, shadow
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
 from service.auth import http as auth_http
@@ -23,6 +23,7 @@ from service.jobs import api as jobs_api
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.registry import Registry
+from service.shadow.serving import install as shadow_install
 from service.store import open_store
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,10 @@ def create_app(
                 app.state.capture = capture_install(settings, app.state.store, ctx)
                 if app.state.capture is not None:
                     stack.callback(app.state.capture.stop)
+                # --- shadow serving (service/shadow): after the answer, a fraction ---
+                app.state.shadow = shadow_install(settings, ctx, app.state.capture)
+                if app.state.shadow is not None:
+                    stack.callback(app.state.shadow.stop)
                 for edge in edges:
                     await stack.enter_async_context(edge(ctx))
                 yield
@@ -108,7 +113,7 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
-    for r in (*routers, flags.router, jobs_api.router):
+    for r in (*routers, flags.router, shadow.router, jobs_api.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)
