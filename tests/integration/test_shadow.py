@@ -21,11 +21,14 @@ from service.config import load_settings
 from service.registry import Registry
 from service.store import Store
 from service.store.schema import Sample
+from service.worker_app import create_worker_app
 from tests.conftest import defect_image, encode
 from tests.support.http import HTTP
+from tests.support.redis_server import RedisServer, redis_server
 from tests.support.servers import serve_app, wait_until
 from tests.support.tiny_onnx import write_artefact
 
+__all__ = ["redis_server"]  # the fixture
 N_FRAMES = 320
 
 
@@ -175,3 +178,33 @@ def test_full_queue_drops_and_counts(tiny_registry: Registry, tmp_path: Path) ->
     assert dropped[("tiny", "queue_full")] > 0, dropped
     assert compared + sum(dropped.values()) == len(frames)
     assert body["compared"] == compared and body["dropped"] == sum(dropped.values())
+
+
+def test_inference_workers_shadow_in_the_redis_topology(
+    tiny_registry: Registry, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    tiny_registry.set_alias("tiny", "candidate", 2)
+    settings = _settings(
+        tiny_registry,
+        tmp_path,
+        shadow_fraction=1.0,
+        queue="redis",
+        redis_url=redis_server.url,
+        worker_metrics_port=0,
+        redis_health_ms=100,
+        redis_block_ms=200,
+    )
+    worker_app = create_worker_app(settings)
+    with serve_app(worker_app) as worker, serve_app(create_app(settings)) as url:
+        _load(url, _frames(8), workers=4)
+        wait_until(lambda: worker_app.state.shadow.pending == 0)
+        compared = _metric(worker, "lineinspect_shadow_frames_total")
+        body = HTTP.get(f"{worker}/v1/models/tiny/shadow").json()
+        on_api = HTTP.get(f"{url}/v1/models/tiny/shadow")
+    assert compared == {
+        ("tiny", "agree"): 8.0,
+        ("tiny", "fail_to_pass"): 0,
+        ("tiny", "pass_to_fail"): 0,
+    }
+    assert body["compared"] == 8 and body["shadow_version"] == 2
+    assert on_api.status_code == 404  # the API has no local models in this topology
