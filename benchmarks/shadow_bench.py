@@ -79,6 +79,7 @@ def main() -> None:
     rps: dict[str, list[float]] = {"off": [], "on": []}
     p99: dict[str, list[float]] = {"off": [], "on": []}
     counts: list[dict[str, float]] = []
+    summary: dict[str, object] = {}
     for _ in range(args.rounds):
         for mode in ("off", "on"):
             env = {
@@ -95,6 +96,7 @@ def main() -> None:
                 if mode == "on":
                     after = shadow_counts(url)
                     counts.append({k: after.get(k, 0.0) - before.get(k, 0.0) for k in after})
+                    summary = httpx.get(f"{url}/v1/models/{args.model}/shadow").json()
             if got["non_2xx"]:
                 raise SystemExit(f"{got['non_2xx']} production requests failed ({mode})")
             rps[mode].append(got["rps"])
@@ -117,6 +119,7 @@ def main() -> None:
     lat = sum(c["latency_s_sum"] for c in counts) / compared * 1000 if compared else 0.0
     print(f"\nthroughput on / off: {on / off:.3f}")
     print(f"shadow compared {compared:.0f} frames in the timed 'on' rounds, mean {lat:.2f} ms")
+    print(f"GET /v1/models/{args.model}/shadow after the last round: {json.dumps(summary)}")
     print(json.dumps({"rps": rps, "p99_ms": p99, "ratio": on / off, "shadow": counts}))
 
 
