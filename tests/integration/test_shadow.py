@@ -5,12 +5,14 @@ drop-and-count when the shadow queue is full."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,11 +20,14 @@ from sqlalchemy import select
 
 from service.api.app import create_app
 from service.config import load_settings
+from service.grpc.generated.lineinspect.v1 import inspection_pb2 as pb
+from service.grpc.generated.lineinspect.v1 import inspection_pb2_grpc as pb_grpc
 from service.registry import Registry
 from service.store import Store
 from service.store.schema import Sample
 from service.worker_app import create_worker_app
 from tests.conftest import defect_image, encode
+from tests.support.grpc_app import serve_grpc, settings_for
 from tests.support.http import HTTP
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.servers import serve_app, wait_until
@@ -208,3 +213,36 @@ def test_inference_workers_shadow_in_the_redis_topology(
     }
     assert body["compared"] == 8 and body["shadow_version"] == 2
     assert on_api.status_code == 404  # the API has no local models in this topology
+
+
+def test_every_edge_is_shadowed(tiny_registry: Registry, tmp_path: Path) -> None:
+    """gRPC unary and stream, KServe v2 BYTES over HTTP, and REST all reach the shadow."""
+    tiny_registry.set_alias("tiny", "candidate", 2)
+    settings = settings_for(
+        tiny_registry.root,
+        shadow_fraction=1.0,
+        capture_samplers=[],
+        data_root=tmp_path / "data",
+        default_deadline_ms=20_000,
+    )
+    image = encode(defect_image())
+    with serve_grpc(settings) as served:
+        stub = pb_grpc.InspectionServiceStub(grpc.insecure_channel(served.target))
+        one = stub.Inspect(pb.InspectRequest(image=image, frame_id="u-0"))
+        assert one.status == pb.FRAME_STATUS_INSPECTED
+        frames = (pb.InspectRequest(image=image, frame_id=f"s-{i}") for i in range(6))
+        answers = list(stub.StreamInspect(frames))
+        streamed = sum(a.status == pb.FRAME_STATUS_INSPECTED for a in answers)
+        body = {"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1]}]}
+        body["inputs"][0]["data"] = [{"b64": base64.b64encode(image).decode()}]
+        assert HTTP.post(f"{served.url}/v2/models/tiny/infer", json=body).status_code == 200
+        jpeg = {"Content-Type": "image/jpeg"}
+        assert HTTP.post(f"{served.url}/v1/inspect", content=image, headers=jpeg).status_code == 200
+        n = 1 + streamed + 2
+
+        def shadowed() -> float:
+            return sum(_metric(served.url, "lineinspect_shadow_frames_total").values())
+
+        wait_until(lambda: shadowed() == n)
+        summary = HTTP.get(f"{served.url}/v1/models/tiny/shadow").json()
+    assert summary["compared"] == n and summary["recall"] == 0.0  # scratch vs dent
