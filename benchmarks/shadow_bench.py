@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -43,6 +44,18 @@ def shadow_registry(source: Path, name: str) -> tuple[Path, int, int]:
         shutil.copytree(root / name / str(prod), root / name / str(shadow))
     reg.set_alias(name, "shadow", shadow)
     return root, prod, shadow
+
+
+def server_cpu_s() -> float:
+    """CPU seconds (user + system, every thread) of this process's children: the one
+    ``served`` server while wrk is not running. Less sensitive to other load on the
+    machine than wall-clock throughput."""
+    me = os.getpid()
+    total = 0.0
+    for pid in Path(f"/proc/{me}/task/{me}/children").read_text().split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def shadow_counts(url: str) -> dict[str, float]:
@@ -78,6 +91,7 @@ def main() -> None:
     root, prod, shadow = shadow_registry(args.registry, args.model)
     rps: dict[str, list[float]] = {"off": [], "on": []}
     p99: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}  # server CPU ms per request
     counts: list[dict[str, float]] = []
     summary: dict[str, object] = {}
     for _ in range(args.rounds):
@@ -91,8 +105,9 @@ def main() -> None:
             }
             with served(root, args.model, [], env) as url:
                 run_wrk(url, body, args.concurrency, 2)  # warm-up (and the shadow's load)
-                before = shadow_counts(url)
+                before, cpu0 = shadow_counts(url), server_cpu_s()
                 got = run_wrk(url, body, args.concurrency, args.seconds)
+                cpu[mode].append((server_cpu_s() - cpu0) / (got["rps"] * args.seconds) * 1000)
                 if mode == "on":
                     after = shadow_counts(url)
                     counts.append({k: after.get(k, 0.0) - before.get(k, 0.0) for k in after})
@@ -106,21 +121,27 @@ def main() -> None:
         f"model `{args.model}` production v{prod}, shadow v{shadow} at "
         f"{args.fraction:.0%}, {args.concurrency} connections, {args.seconds:.0f} s rounds"
     )
-    print(f"\n| shadow | req/s, {args.rounds} rounds | mean | p99 ms, rounds | p99 median |")
-    print("|---|---|---|---|---|")
+    print(
+        f"\n| shadow | req/s, {args.rounds} rounds | mean | p99 ms, rounds | p99 median "
+        "| server CPU ms/request, rounds |"
+    )
+    print("|---|---|---|---|---|---|")
     for mode in ("off", "on"):
         r = ", ".join(f"{v:.1f}" for v in rps[mode])
         p = ", ".join(f"{v:.1f}" for v in p99[mode])
         print(
             f"| {mode} | {r} | {statistics.mean(rps[mode]):.1f} | {p} | "
-            f"{statistics.median(p99[mode]):.1f} |"
+            f"{statistics.median(p99[mode]):.1f} | "
+            + ", ".join(f"{v:.2f}" for v in cpu[mode])
+            + " |"
         )
     compared = sum(c["compared"] for c in counts)
     lat = sum(c["latency_s_sum"] for c in counts) / compared * 1000 if compared else 0.0
     print(f"\nthroughput on / off: {on / off:.3f}")
     print(f"shadow compared {compared:.0f} frames in the timed 'on' rounds, mean {lat:.2f} ms")
     print(f"GET /v1/models/{args.model}/shadow after the last round: {json.dumps(summary)}")
-    print(json.dumps({"rps": rps, "p99_ms": p99, "ratio": on / off, "shadow": counts}))
+    report = {"rps": rps, "p99_ms": p99, "cpu_ms": cpu, "ratio": on / off, "shadow": counts}
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
