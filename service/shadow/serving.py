@@ -5,8 +5,9 @@ The observer (:meth:`ShadowServing.observe`, on the event loop, after every answ
 every edge) only decides and enqueues: a frame of a lineage whose shadow runs is picked
 with probability ``shadow_fraction``; it is dropped and counted when production has a
 full batch waiting (``busy``) or the bounded queue is full (``queue_full``). One shadow
-thread, at niceness :data:`SHADOW_NICE`, takes frames one at a time, checks the load
-again, runs the shadow version (:class:`service.shadow.engine.ShadowModel`) and compares
+thread, at niceness :data:`SHADOW_NICE`, takes frames one at a time, drops the frame
+when production has any frame waiting (``busy`` again), runs the shadow version
+(:class:`service.shadow.engine.ShadowModel`) and compares
 (:func:`service.shadow.compare.compare`). Nothing here can delay or fail an answer.
 """
 
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 #: Niceness of the shadow thread: the scheduler runs it only when production leaves
 #: CPU over.
 SHADOW_NICE = 10
+#: Production is busy (the shadow thread drops the frame in hand) while its batcher has
+#: this many frames waiting: any at all, so a shadow run starts only when production's
+#: queue is empty. A frame is not even queued while a full batch (``max_batch``) waits.
+BUSY_DEPTH = 1
 DROP_REASONS = ("queue_full", "busy", "stale", "no_image", "error")
 
 
@@ -73,7 +78,7 @@ class ShadowServing:
         self._tallies: dict[str, Tally] = {}
         self._models: dict[str, ShadowModel] = {}
         self._failed: set[tuple[str, int]] = set()
-        self._busy_depth = settings.max_batch
+        self._busy_at_pick = settings.max_batch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
@@ -150,7 +155,7 @@ class ShadowServing:
             return  # no shadow, or answered by another version than production
         if not frame.data:
             self._drop(name, "no_image", pair)  # a preprocessed tensor (KServe FP32)
-        elif self.manager.waiting(name, pair[0]) >= self._busy_depth:
+        elif self.manager.waiting(name, pair[0]) >= self._busy_at_pick:
             self._drop(name, "busy", pair)
         else:
             try:
@@ -203,7 +208,7 @@ class ShadowServing:
         if self.pair(name) != job.pair:
             self._drop(name, "stale")  # an alias moved while it waited
             return
-        if self.manager.waiting(name, job.pair[0]) >= self._busy_depth:
+        if self.manager.waiting(name, job.pair[0]) >= BUSY_DEPTH:
             self._drop(name, "busy", job.pair)
             return
         model = self._model(name, job.pair[1])
