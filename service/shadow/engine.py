@@ -1,4 +1,4 @@
-"""The shadow's own model session: one frame at a time, on the calling (shadow) thread.
+"""The shadow's own model session: small batches, on the calling (shadow) thread.
 
 Shadow inference never goes through production's batchers: it has its own ONNX Runtime
 session per shadow version with one intra-op thread and no inter-op pool, so the whole
@@ -11,16 +11,24 @@ Decoding, letterboxing, post-processing, thresholds and the verdict are the serv
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.processing import PostprocessConfig
+import numpy as np
+
+from models.processing import LetterboxInfo, PostprocessConfig
 from service.batcher import run_batch
 from service.config import Settings
 from service.engine import ModelSession
+from service.errors import LineInspectError
 from service.frames import Frame
 from service.inspector import prepare
 from service.records import DetectionRecord, build_record
 from service.registry import ModelVersion
+
+#: Most frames run as one shadow batch: what queued while the (low-priority) shadow
+#: thread was busy or starved runs together, at batch efficiency.
+SHADOW_BATCH = 8
 
 
 @dataclass
@@ -38,7 +46,7 @@ class ShadowModel:
         """Load and warm ``version`` (blocking; call it on the shadow thread)."""
         s = settings
         session = ModelSession(version, s.providers, 1, 1, False, False)
-        session.warmup(1, 1)
+        session.warmup(1, SHADOW_BATCH)
         post = PostprocessConfig.for_classes(
             session.spec.class_names,
             s.score_threshold,
@@ -50,23 +58,40 @@ class ShadowModel:
         fail = None if s.fail_classes is None else tuple(s.fail_classes)
         return cls(version, session, post, fail, s.max_pixels)
 
-    def inspect(self, frame: Frame) -> DetectionRecord:
-        """The record this version gives ``frame`` (raises InvalidImage, PayloadTooLarge)."""
+    def inspect(self, frames: Sequence[Frame]) -> list[DetectionRecord | None]:
+        """The records this version gives ``frames``, run as one batch (None for a frame
+        that does not decode)."""
         t0 = time.perf_counter()
-        tensor, info, size = prepare(
-            frame.data, self.session.spec.imgsz, self.max_pixels, frame.pixels
+        imgsz = self.session.spec.imgsz
+        inputs: list[tuple[np.ndarray, LetterboxInfo, tuple[int, int]] | None] = []
+        for f in frames:
+            try:
+                inputs.append(prepare(f.data, imgsz, self.max_pixels, f.pixels))
+            except LineInspectError:
+                inputs.append(None)
+        ok = [x for x in inputs if x is not None]
+        if not ok:
+            return [None] * len(frames)
+        run = run_batch(
+            self.session, [x[0] for x in ok], [x[1] for x in ok], [x[2] for x in ok], self.post
         )
-        run = run_batch(self.session, [tensor], [info], [size], self.post)
-        return build_record(
-            self.version,
-            self.session.spec.class_names,
-            run.dets[0],
-            self.fail_classes,
-            image=frame.image_name,
-            frame_id=frame.frame_id,
-            line=frame.line,
-            camera=frame.camera,
-            queue_s=0.0,
-            inference_s=run.inference_s,
-            total_s=time.perf_counter() - t0,
-        )
+        dets = iter(run.dets)
+        total = time.perf_counter() - t0
+        return [
+            None
+            if x is None
+            else build_record(
+                self.version,
+                self.session.spec.class_names,
+                next(dets),
+                self.fail_classes,
+                image=f.image_name,
+                frame_id=f.frame_id,
+                line=f.line,
+                camera=f.camera,
+                queue_s=0.0,
+                inference_s=run.inference_s,
+                total_s=total,
+            )
+            for f, x in zip(frames, inputs, strict=True)
+        ]

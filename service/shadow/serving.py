@@ -5,9 +5,9 @@ The observer (:meth:`ShadowServing.observe`, on the event loop, after every answ
 every edge) only decides and enqueues: a frame of a lineage whose shadow runs is picked
 with probability ``shadow_fraction``; it is dropped and counted when production has a
 full batch waiting (``busy``) or the bounded queue is full (``queue_full``). One shadow
-thread, at niceness :data:`SHADOW_NICE`, takes frames one at a time, drops the frame
-when production has any frame waiting (``busy`` again), runs the shadow version
-(:class:`service.shadow.engine.ShadowModel`) and compares
+thread, at niceness :data:`SHADOW_NICE`, takes what is queued (up to a small batch),
+drops a frame when production has any frame waiting (``busy`` again), runs the rest as
+one batch of the shadow version (:class:`service.shadow.engine.ShadowModel`), compares
 (:func:`service.shadow.compare.compare`). Nothing here can delay or fail an answer.
 """
 
@@ -31,7 +31,7 @@ from service.metrics import Metrics
 from service.records import DetectionRecord
 from service.registry import Registry, parse_ref
 from service.shadow.compare import OUTCOMES, compare
-from service.shadow.engine import ShadowModel
+from service.shadow.engine import SHADOW_BATCH, ShadowModel
 from service.shadow.record import noted
 from service.shadow.summary import ShadowSummary, Tally
 from service.threads import name_os_thread
@@ -177,16 +177,28 @@ class ShadowServing:
             with contextlib.suppress(OSError):  # Linux: a thread id names one thread
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICE)
         while not self._stopping:
-            job = self._queue.get()
+            jobs = self._take()
+            live = [j for j in jobs if j is not None]
             try:
-                if job is not None and not self._stopping:
-                    self._shadow(job)
+                if live and not self._stopping:
+                    self._shadow(live)
             except Exception:
                 log.exception("shadow inference failed (no answer was affected)")
-                if job is not None:
-                    self._drop(job.record.model.name, "error")
+                for j in live:
+                    self._drop(j.record.model.name, "error")
             finally:
-                self._queue.task_done()
+                for _ in jobs:
+                    self._queue.task_done()
+
+    def _take(self) -> list[_Job | None]:
+        """The next frame (waiting for it) and up to a batch of those queued behind it."""
+        jobs = [self._queue.get()]
+        while len(jobs) < SHADOW_BATCH:
+            try:
+                jobs.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return jobs
 
     def _model(self, name: str, version: int) -> ShadowModel | None:
         m = self._models.get(name)
@@ -203,21 +215,34 @@ class ShadowServing:
         self._models[name] = m  # the previous shadow version is released here
         return m
 
-    def _shadow(self, job: _Job) -> None:
+    def _shadow(self, jobs: list[_Job]) -> None:
+        """Run what is still worth running as one batch per shadow version, compare."""
+        groups: dict[tuple[str, tuple[int, int]], list[_Job]] = {}
+        for job in jobs:
+            name = job.record.model.name
+            if self.pair(name) != job.pair:
+                self._drop(name, "stale")  # an alias moved while it waited
+            elif self.manager.waiting(name, job.pair[0]) >= BUSY_DEPTH:
+                self._drop(name, "busy", job.pair)
+            else:
+                groups.setdefault((name, job.pair), []).append(job)
+        for (name, pair), group in groups.items():
+            model = self._model(name, pair[1])
+            if model is None:
+                for _job in group:
+                    self._drop(name, "error", pair)
+                continue
+            t0 = time.perf_counter()
+            records = model.inspect([j.frame for j in group])
+            spent = time.perf_counter() - t0  # each frame's latency: its batch's
+            for job, shadow in zip(group, records, strict=True):
+                if shadow is None:
+                    self._drop(name, "error", pair)
+                else:
+                    self._account(job, shadow, spent)
+
+    def _account(self, job: _Job, shadow: DetectionRecord, spent: float) -> None:
         name = job.record.model.name
-        if self.pair(name) != job.pair:
-            self._drop(name, "stale")  # an alias moved while it waited
-            return
-        if self.manager.waiting(name, job.pair[0]) >= BUSY_DEPTH:
-            self._drop(name, "busy", job.pair)
-            return
-        model = self._model(name, job.pair[1])
-        if model is None:
-            self._drop(name, "error", job.pair)
-            return
-        t0 = time.perf_counter()
-        shadow = model.inspect(job.frame)
-        spent = time.perf_counter() - t0
         c = compare(job.record, shadow)
         m = self.metrics
         m.shadow_latency.labels(name).observe(spent)
