@@ -447,6 +447,30 @@ class Settings(BaseSettings):
         description="Share of a promoted version's first window of requests that may fail "
         "with a server error before it is rolled back.",
     )
+    # --- shadow ---
+    # (service/shadow; docs/learning.md "Shadow serving")
+    shadow_enabled: bool = Field(
+        True,
+        description="Run a lineage's shadow version on a fraction of live frames after "
+        "the production answer (only lineages that have the shadow alias).",
+    )
+    shadow_fraction: float = Field(
+        0.1, ge=0, le=1, description="Share of answered production frames shadowed."
+    )
+    shadow_alias: str = Field(
+        "shadow", min_length=1, description="The alias naming a lineage's shadow version."
+    )
+    shadow_fallback_candidate: bool = Field(
+        True,
+        description="A lineage without the shadow alias shadows its `candidate` alias.",
+    )
+    shadow_queue_size: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Frames waiting for shadow inference; beyond it (or while production "
+        "has a full batch waiting) shadow work is dropped and counted.",
+    )
 
     @field_validator("models")
     @classmethod

@@ -239,6 +239,12 @@ class ModelManager:
             )
         return report
 
+    def waiting(self, name: str, version: int) -> int:
+        """Frames waiting in the batcher of ``name:version`` now (0 when not loaded): the
+        cheap load signal shadow serving backs off on."""
+        runner = self._runners.get((name, version))
+        return runner.batcher.depth() if runner is not None else 0
+
     def loaded(self) -> list[Runner]:
         """Runners currently loaded."""
         return list(self._runners.values())

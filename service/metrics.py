@@ -268,6 +268,43 @@ class Metrics:
             registry=r,
         )
 
+        # --- shadow serving (service/shadow) ---
+        self.shadow_frames = Counter(
+            "lineinspect_shadow_frames",
+            "Frames compared with the shadow version, by verdict outcome (agree, "
+            "pass_to_fail: production pass and shadow fail, fail_to_pass).",
+            ["name", "outcome"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "lineinspect_shadow_dropped",
+            "Frames picked for shadowing but not compared (queue_full, busy, stale, "
+            "no_image, error).",
+            ["name", "reason"],
+            registry=r,
+        )
+        self.shadow_latency = Histogram(
+            "lineinspect_shadow_latency_seconds",
+            "Shadow inference of one frame: decode, model run, post-processing.",
+            ["name"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_precision = Gauge(
+            "lineinspect_shadow_precision",
+            "Share of the shadow's detections matching production's (IoU 0.5, same label) "
+            "since the versions last changed; NaN before any.",
+            ["name"],
+            registry=r,
+        )
+        self.shadow_recall = Gauge(
+            "lineinspect_shadow_recall",
+            "Share of production's detections the shadow matches (IoU 0.5, same label) "
+            "since the versions last changed; NaN before any.",
+            ["name"],
+            registry=r,
+        )
+
     def observe_frame(
         self,
         line: str | None,

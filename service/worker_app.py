@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import __version__
+from service.api import shadow as shadow_api
+from service.api.errors import install_error_handlers
 from service.auth import http as auth_http
 from service.config import Settings
 from service.errors import LineInspectError
@@ -31,6 +33,7 @@ from service.metrics import Metrics
 from service.queue.tasks import cancel_task
 from service.queue.worker import InferenceWorker
 from service.registry import Registry
+from service.shadow.serving import ShadowServing
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,14 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
         manager = inspector.manager
         worker = InferenceWorker(settings, inspector, metrics, consumer)
         app.state.metrics, app.state.manager, app.state.worker = metrics, manager, worker
+        # shadow serving runs here in this topology, after each reply is delivered
+        shadow = (
+            ShadowServing(settings, registry, manager, metrics) if settings.shadow_enabled else None
+        )
+        app.state.shadow = shadow
+        if shadow is not None:
+            shadow.start()
+            worker.observers.append(shadow)
         if settings.strict_providers:  # a model on a fallback provider fails start-up
             await manager.start()
         starter = asyncio.create_task(_warm_then_consume(manager, worker), name="worker-start")
@@ -65,10 +76,14 @@ def create_worker_app(settings: Settings, consumer: str | None = None) -> FastAP
         finally:
             await cancel_task(starter, timeout=30)
             await worker.stop()
+            if shadow is not None:
+                shadow.stop()
             await manager.stop()
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="lineinspect worker", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)  # the standard error body (the shadow route's 404)
+    app.include_router(shadow_api.router)  # this worker's shadow summary
     auth_http.install(app, settings.tokens)
 
     @app.get("/healthz")

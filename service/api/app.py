@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import data, flags, health, inspect, label_studio, models
+from service.api import data, flags, health, inspect, label_studio, models, shadow
 from service.api.errors import install_error_handlers
 from service.api.middleware import ObservabilityMiddleware
 from service.audit import api as audit_api
@@ -28,6 +28,7 @@ from service.metrics import Metrics
 from service.promotion import api as promotion_api
 from service.promotion.loop import install as promotion_install
 from service.registry import Registry
+from service.shadow.serving import install as shadow_install
 from service.store import open_store
 from service.ui import routes as ui_routes
 
@@ -103,6 +104,10 @@ def create_app(
                 app.state.capture = capture_install(settings, app.state.store, ctx)
                 if app.state.capture is not None:
                     stack.callback(app.state.capture.stop)
+                # --- shadow serving (service/shadow): after the answer, a fraction ---
+                app.state.shadow = shadow_install(settings, ctx, app.state.capture)
+                if app.state.shadow is not None:
+                    stack.callback(app.state.shadow.stop)
                 # --- promotion (service/promotion): shadow checks, rollback monitor ---
                 app.state.promotion = await promotion_install(
                     settings, app.state.store, ctx, app.state
@@ -124,7 +129,7 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
-    loop = (jobs_api.router, promotion_api.router, audit_api.router)
+    loop = (shadow.router, jobs_api.router, promotion_api.router, audit_api.router)
     for r in (*routers, flags.router, *loop, auth_api.router, ui_routes.router):
         app.include_router(r)
     for hook in extra_routers:

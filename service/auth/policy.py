@@ -52,6 +52,7 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     ("GET", "/v1/models"): Scope.READ,
     ("GET", "/v1/models/{name}"): Scope.READ,
     ("GET", "/v1/models/{name}/history"): Scope.READ,
+    ("GET", "/v1/models/{name}/shadow"): Scope.READ,
     ("GET", "/v2"): Scope.READ,
     ("GET", "/v2/models/stats"): Scope.READ,
     **{("GET", m): Scope.READ for m in _V2_MODEL},

@@ -23,8 +23,10 @@ from redis.exceptions import ResponseError
 
 from service.config import Settings
 from service.errors import DeadlineExceeded, LineInspectError
+from service.frames import Frame
 from service.inspector import Inspector
 from service.metrics import Metrics
+from service.observers import FrameObserver
 from service.queue.codec import QueuedFrame, decode_entry, error_reply, ok_reply
 from service.queue.deadletter import dead_letter
 from service.queue.health import RedisHealth
@@ -42,6 +44,7 @@ from service.queue.streams import (
     text,
 )
 from service.queue.tasks import cancel_task
+from service.records import DetectionRecord
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ class InferenceWorker:
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: Shown every answered frame after its reply is delivered (shadow serving).
+        self.observers: list[FrameObserver] = []
         m = metrics
         for series in (m.queue_reclaimed, m.queue_duplicates, m.queue_dead_letters):
             series.labels(self.keys.frames)  # export zeros, so rate() has data from the start
@@ -270,7 +275,7 @@ class InferenceWorker:
             await self._discard(entry_id)
             return
         picked = time.time()
-        record_json = ""
+        record_json, record = "", None
         if dead_after:
             payload = await dead_letter(
                 self.client, self.settings, self.metrics, entry_id, fields, queued, dead_after
@@ -291,6 +296,16 @@ class InferenceWorker:
                 log.exception("inspecting frame %s failed", queued.frame.frame_id)
                 payload = error_reply(LineInspectError("internal error in the inference worker"))
         await self._deliver_until_done(entry_id, queued, payload, record_json)
+        if record is not None:
+            self._show(queued.frame, record)
+
+    def _show(self, frame: Frame, record: DetectionRecord) -> None:
+        """After the reply went out: the observers' turn (they cannot refuse it now)."""
+        for observer in self.observers:
+            try:
+                observer.observe(frame, record)
+            except Exception:
+                log.exception("%s failed (the answer was not affected)", type(observer).__name__)
 
     async def _deliver_until_done(
         self, entry_id: str, queued: QueuedFrame, payload: str, record_json: str
