@@ -24,7 +24,7 @@ LEARNING = DASHBOARDS / "learning-loop.json"
 #: Rows whose every panel must have data here. The other rows' metrics come from other
 #: branches: the coordinator adds "Gate" (training worker), "Promotion", "Shadow" and
 #: "Audit" (API) as each lands (both processes are scraped below).
-ROWS_WITH_DATA = ["Training"]
+ROWS_WITH_DATA = ["Training", "Promotion", "Shadow", "Audit"]
 EPOCHS = 6  # long enough for 1 s scrapes to see the running job's progress
 
 

@@ -49,17 +49,6 @@ LEARNING_LOOP_METRICS_PENDING = {
     "lineinspect_gate_last_passed",
     "lineinspect_gate_failures_in_a_row",
     "lineinspect_gate_runs_total",
-    "lineinspect_promotions_total",
-    "lineinspect_rollbacks_total",
-    "lineinspect_shadow_frames_total",
-    "lineinspect_shadow_dropped_total",
-    "lineinspect_shadow_latency_seconds_bucket",
-    "lineinspect_shadow_precision",
-    "lineinspect_shadow_recall",
-    "lineinspect_audit_rows_total",
-    "lineinspect_audit_dropped_total",
-    "lineinspect_audit_queue_depth",
-    "lineinspect_audit_write_seconds_bucket",
 }
 
 
