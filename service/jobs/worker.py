@@ -188,6 +188,7 @@ class TrainingWorker:
                 )
             if ours and also is not None:
                 ours = also(prog)
+            if not ours:
                 log.warning(
                     "job %d is no longer ours (cancelled, taken over or lapsed): stopping its "
                     "child; the checkpoint stays in %s",

@@ -71,7 +71,9 @@ def test_requests_are_validated() -> None:
         )
     with pytest.raises(InvalidInput, match="set by the pipeline"):
         check_runnable(
-            JobRequest(kind="pipeline", params={"lineage": "m", "dataset": "d", "student_data": "x"})
+            JobRequest(
+                kind="pipeline", params={"lineage": "m", "dataset": "d", "student_data": "x"}
+            )
         )
     check_runnable(JobRequest(kind="pipeline", params={"lineage": "m", "dataset": "d"}))
     with pytest.raises(InvalidInput, match="teacher"):
