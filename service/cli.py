@@ -21,8 +21,10 @@ import click
 from models.registry import ROOT_PROVIDER_KEY
 from service.auth.cli import token
 from service.cli_options import cli_settings, config_option, registry_option
+from service.data_cli import root_option
 from service.errors import LineInspectError
 from service.jobs.cli import jobs, worker_train
+from service.promotion.cli import cli_move, models_history, models_rollback
 from service.registry import Registry
 
 PLUGIN_GROUP = "lineinspect.commands"
@@ -205,16 +207,22 @@ def models_show(ref: str, config: Path | None, registry_root: Path | None) -> No
 @click.argument("name")
 @click.argument("version", type=int)
 @click.option("--alias", default="production", show_default=True)
+@click.option("--reason", help="Why (kept in the promotion history).")
 @config_option
 @registry_option
+@root_option
 def models_promote(
-    name: str, version: int, alias: str, config: Path | None, registry_root: Path | None
+    name: str,
+    version: int,
+    alias: str,
+    reason: str | None,
+    config: Path | None,
+    registry_root: Path | None,
+    data_root: Path | None,
 ) -> None:
     """Point ALIAS of NAME at VERSION; running services hot-swap to it."""
-    try:
-        prev = _registry(config, registry_root).set_alias(name, alias, version)
-    except LineInspectError as exc:
-        raise click.ClickException(exc.message) from exc
+    settings = cli_settings(config, registry_root=registry_root, data_root=data_root)
+    prev = cli_move(settings, name, alias, version, "manual", {"reason": reason})
     click.echo(f"{name}@{alias}: {prev} -> {version}")
 
 
@@ -224,15 +232,28 @@ def models_promote(
 @click.option("--alias", help="Also point this alias at the new version.")
 @config_option
 @registry_option
+@root_option
 def models_register(
-    artefact: Path, name: str, alias: str | None, config: Path | None, registry_root: Path | None
+    artefact: Path,
+    name: str,
+    alias: str | None,
+    config: Path | None,
+    registry_root: Path | None,
+    data_root: Path | None,
 ) -> None:
     """Register an export directory (model.onnx + card.json) as NAME's next version."""
+    settings = cli_settings(config, registry_root=registry_root, data_root=data_root)
     try:
-        mv = _registry(config, registry_root).register(artefact, name, alias)
+        mv = Registry(settings.registry_root).register(artefact, name)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc
+    if alias:
+        cli_move(settings, name, alias, mv.version, "register")
     click.echo(f"registered {mv.name}:{mv.version}" + (f" ({alias})" if alias else ""))
+
+
+models.add_command(models_history)
+models.add_command(models_rollback)
 
 
 @main.command()

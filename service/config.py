@@ -21,6 +21,7 @@ from service.auth.tokens import TokenEntry
 from service.capture.spec import SamplerSpec, default_samplers
 from service.gate.spec import GateRules
 from service.jobs.pipeline_spec import TriggerSpec
+from service.promotion.spec import PromotionSpec
 
 
 class ConfigError(ValueError):
@@ -378,6 +379,44 @@ class Settings(BaseSettings):
         description="Per lineage (registry model name): when the training worker submits a "
         "pipeline: {dataset, min_new_labels, min_per_class, cron, debounce_s, min_interval_s, "
         "pipeline: {parameters}}. Empty = pipelines only on request.",
+    )
+    # --- promotion (service/promotion; docs/learning.md) ---------------------------
+    promotion: dict[str, PromotionSpec] = Field(
+        default_factory=dict,
+        description="Promotion policy per lineage (registry model name): {policy: "
+        "manual|shadow|auto, shadow_min_frames, shadow_min_agreement, "
+        "shadow_max_class_rate_delta}. A lineage not listed is manual.",
+    )
+    promotion_check_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often the API checks shadow criteria, reads production aliases "
+        "for the rollback monitor and counts new history rows in the metrics.",
+    )
+    rollback_enabled: bool = Field(
+        True, description="Move production back when a promoted version misbehaves on a line."
+    )
+    rollback_window_frames: int = Field(
+        500,
+        ge=1,
+        le=1_000_000,
+        description="Frames per line and version the fail rate is judged on: the previous "
+        "version's last window (the baseline) against the promoted version's first.",
+    )
+    rollback_fail_rate_band: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Absolute band around the baseline fail rate; a promoted version whose "
+        "fail rate on a line leaves it is rolled back.",
+    )
+    rollback_max_error_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of a promoted version's first window of requests that may fail "
+        "with a server error before it is rolled back.",
     )
 
     @field_validator("models")

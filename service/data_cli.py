@@ -30,7 +30,8 @@ def _settings(config: Path | None, data_root: Path | None) -> Settings:
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[Store]:
+def cli_store(settings: Settings) -> Iterator[Store]:
+    """The store the settings name, for one command; its errors become click errors."""
     try:
         store = open_store(settings)
     except LineInspectError as exc:
@@ -83,7 +84,7 @@ def data_import(
         if n == total:
             bar.render_finish()
 
-    with _store(settings) as store:
+    with cli_store(settings) as store:
         summary = importer.run(store, path, dataset, fmt, golden, add_classes, author, progress)
     click.echo(summary.line())
     if summary.refused and not (summary.added or summary.duplicates or summary.relabelled):
@@ -95,7 +96,7 @@ def data_import(
 @root_option
 def data_list(config: Path | None, data_root: Path | None) -> None:
     """Datasets with their sample counts."""
-    with _store(_settings(config, data_root)) as store, store.transaction() as s:
+    with cli_store(_settings(config, data_root)) as store, store.transaction() as s:
         for ds in datasets.list_all(s):
             c = datasets.counts(s, ds)
             states = ", ".join(f"{k} {v}" for k, v in sorted(c["states"].items()))
@@ -108,7 +109,7 @@ def data_list(config: Path | None, data_root: Path | None) -> None:
 @root_option
 def data_show(dataset: str, config: Path | None, data_root: Path | None) -> None:
     """Counts per class, split and state of DATASET (JSON)."""
-    with _store(_settings(config, data_root)) as store, store.transaction() as s:
+    with cli_store(_settings(config, data_root)) as store, store.transaction() as s:
         info: dict[str, Any] = datasets.counts(s, datasets.get(s, dataset))
         info["snapshots"] = [
             {
@@ -127,7 +128,7 @@ def data_show(dataset: str, config: Path | None, data_root: Path | None) -> None
 @root_option
 def data_snapshot(dataset: str, config: Path | None, data_root: Path | None) -> None:
     """Freeze DATASET as an immutable snapshot; prints its data.yaml for train/distil."""
-    with _store(_settings(config, data_root)) as store, store.transaction() as s:
+    with cli_store(_settings(config, data_root)) as store, store.transaction() as s:
         snap, yaml_path, created = snapshots.create(
             s, store.blobs, datasets.get(s, dataset), store.snapshots_root
         )
@@ -147,7 +148,7 @@ def data_export(
 ) -> None:
     """Export DATASET as Label Studio tasks (+ labeling config), YOLO or COCO."""
     settings = _settings(config, data_root)
-    with _store(settings) as store:
+    with cli_store(settings) as store:
         done = exports.export(
             store,
             dataset,

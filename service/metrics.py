@@ -231,6 +231,20 @@ class Metrics:
         self.store_bytes = Gauge(
             "lineinspect_store_bytes", "Bytes of images held by the data store.", registry=r
         )
+        # --- promotion (service/promotion): every alias move in the history, counted by
+        # every API replica (aggregate with max, not sum) ---
+        self.promotions = Counter(
+            "lineinspect_promotions",
+            "Alias moves recorded in the promotion history, by reason.",
+            ["name", "alias", "reason"],
+            registry=r,
+        )
+        self.rollbacks = Counter(
+            "lineinspect_rollbacks",
+            "Rollbacks of production (reason manual or auto).",
+            ["name", "reason"],
+            registry=r,
+        )
 
     def observe_frame(
         self,

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class FrameObserver(Protocol):
-    """Sees an answered frame and its record; must not block."""
+    """Sees an answered frame and its record; must not block. An observer may also
+    define ``observe_error(frame, exc) -> None``: it then sees every frame whose
+    inspection raised (the exception still goes to the caller unchanged)."""
 
     def observe(self, frame: Frame, record: DetectionRecord) -> None: ...
 
@@ -50,8 +52,25 @@ class ObservedBackend:
             except Exception:
                 log.exception("%s failed (the answer was not affected)", type(observer).__name__)
 
+    def _show_error(self, frame: Frame, exc: Exception) -> None:
+        for observer in self.observers:
+            hook = getattr(observer, "observe_error", None)
+            if hook is None:
+                continue
+            try:
+                hook(frame, exc)
+            except Exception:
+                log.exception(
+                    "%s failed on a failed frame (its error went out unchanged)",
+                    type(observer).__name__,
+                )
+
     async def inspect(self, frame: Frame) -> DetectionRecord:
-        record: DetectionRecord = await self.inner.inspect(frame)
+        try:
+            record: DetectionRecord = await self.inner.inspect(frame)
+        except Exception as exc:
+            self._show_error(frame, exc)
+            raise
         self._show(frame, record)
         return record
 
@@ -63,7 +82,11 @@ class ObservedTensorBackend(ObservedBackend):
     """The same, for a backend that also takes preprocessed tensors (KServe FP32)."""
 
     async def inspect_tensor(self, frame: Frame, tensor: np.ndarray) -> DetectionRecord:
-        record: DetectionRecord = await self.inner.inspect_tensor(frame, tensor)
+        try:
+            record: DetectionRecord = await self.inner.inspect_tensor(frame, tensor)
+        except Exception as exc:
+            self._show_error(frame, exc)
+            raise
         self._show(frame, record)
         return record
 

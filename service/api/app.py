@@ -22,6 +22,8 @@ from service.inspector import decode_executor, local_inspector
 from service.jobs import api as jobs_api
 from service.manager import ModelManager
 from service.metrics import Metrics
+from service.promotion import api as promotion_api
+from service.promotion.loop import install as promotion_install
 from service.registry import Registry
 from service.store import open_store
 
@@ -92,6 +94,11 @@ def create_app(
                 app.state.capture = capture_install(settings, app.state.store, ctx)
                 if app.state.capture is not None:
                     stack.callback(app.state.capture.stop)
+                # --- promotion (service/promotion): shadow checks, rollback monitor ---
+                app.state.promotion = await promotion_install(
+                    settings, app.state.store, ctx, app.state
+                )
+                stack.push_async_callback(app.state.promotion.stop)
                 for edge in edges:
                     await stack.enter_async_context(edge(ctx))
                 yield
@@ -108,7 +115,7 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (inspect.router, models.router, health.router, data.router, label_studio.router)
-    for r in (*routers, flags.router, jobs_api.router):
+    for r in (*routers, flags.router, jobs_api.router, promotion_api.router):
         app.include_router(r)
     for hook in extra_routers:
         hook(app)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from service.api.data import StoreDep
 from service.api.deps import Ctx
 from service.api.errors import ErrorBody
+from service.promotion.api import move_served, request_actor
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -76,16 +78,16 @@ async def set_alias(
     name: str,
     alias: str,
     body: AliasUpdate,
+    request: Request,
     ctx: Ctx,
+    store: StoreDep,
 ) -> AliasResult:
     """Point `alias` at `version`. Returns once this process serves the new version warm;
-    other replicas follow within `registry_poll_s`. Needs the `admin` scope."""
-    ctx.registry.get(name, body.version)  # 404 before anything changes
-    if ctx.manager is not None:
-        # Load and warm first: a version that cannot load is refused (422) while the
-        # alias still points at the old one, instead of a promotion that never serves.
-        await ctx.manager.preload(name, body.version)
-    previous = ctx.registry.set_alias(name, alias, body.version)
-    if ctx.manager is not None:
-        await ctx.manager.refresh()
+    other replicas follow within `registry_poll_s`. The move is appended to the
+    promotion history (reason `manual`). Needs the `admin` scope."""
+    # Load and warm first: a version that cannot load is refused (422) while the alias
+    # still points at the old one, instead of a promotion that never serves.
+    previous = await move_served(
+        ctx, store, name, alias, body.version, request_actor(request), "manual"
+    )
     return AliasResult(name=name, alias=alias, version=body.version, previous=previous)

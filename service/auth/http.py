@@ -27,6 +27,8 @@ from service.errors import LineInspectError, Unauthorized
 log = logging.getLogger(__name__)
 
 
+#: ``request.state`` attribute holding the name of the token a request presented.
+TOKEN_NAME = "token_name"
 #: Distinct (method, root path, path) lookups remembered; paths carry model names only.
 _CACHE_SIZE = 4096
 
@@ -59,11 +61,12 @@ class AuthMiddleware:
         route = self.matched_route(scope)
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         value = header.decode("latin-1") if header else None
+        entry: TokenEntry | None
         try:
             if route is None:
-                self.verifier.authenticate(value)
+                entry = self.verifier.authenticate(value)
             else:
-                self.verifier.authorize(value, http_scope(scope["method"], route.path))
+                entry = self.verifier.authorize(value, http_scope(scope["method"], route.path))
         except LineInspectError as exc:
             if route is not None:
                 scope["route"] = route  # the request metrics name the route that refused
@@ -72,6 +75,8 @@ class AuthMiddleware:
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="lineinspect"'
             await resp(scope, receive, send)
             return
+        if entry is not None:  # who asked, for the routes that record it (request.state)
+            scope.setdefault("state", {})[TOKEN_NAME] = entry.name
         await self.app(scope, receive, send)
 
 

@@ -43,6 +43,7 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     # model cards, metadata, statistics
     ("GET", "/v1/models"): Scope.READ,
     ("GET", "/v1/models/{name}"): Scope.READ,
+    ("GET", "/v1/models/{name}/history"): Scope.READ,
     ("GET", "/v2"): Scope.READ,
     ("GET", "/v2/models/stats"): Scope.READ,
     **{("GET", m): Scope.READ for m in _V2_MODEL},
@@ -67,6 +68,7 @@ HTTP_SCOPES: Final[dict[tuple[str, str], Scope | None]] = {
     ("GET", "/v1/jobs/{job_id}/log"): Scope.ADMIN,
     # changes to the service
     ("PUT", "/v1/models/{name}/aliases/{alias}"): Scope.ADMIN,
+    ("POST", "/v1/models/{name}/rollback"): Scope.ADMIN,
     # Prometheus
     ("GET", "/metrics"): Scope.METRICS,
 }

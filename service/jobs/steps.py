@@ -20,6 +20,7 @@ from service.gate.rules import gate
 from service.gate.scoring import resolve_model, score
 from service.jobs.metrics import TrainingMetrics
 from service.jobs.schema import JobKind
+from service.promotion.policy import apply_policy
 from service.registry import Registry, write_card
 from service.store import datasets, snapshots
 from service.store.store import Store, open_store
@@ -40,10 +41,6 @@ def apply_promotion_policy(
 ) -> dict[str, Any]:
     """The lineage's promotion policy, applied to a registered candidate: the one call
     into service.promotion (a failed gate never gets ``production``)."""
-    try:
-        from service.promotion.policy import apply_policy
-    except ImportError:  # service.promotion not merged yet: the candidate stays unaliased
-        return {"policy": None, "aliases": {}, "note": "service.promotion is not installed"}
     done = apply_policy(
         settings, registry, store, name, version, gate_passed, report, actor="pipeline"
     )

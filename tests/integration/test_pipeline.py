@@ -152,7 +152,13 @@ def test_trigger_pipeline_survives_sigkill_and_passes_the_configured_gate(
         card = Registry(tiny_registry.root).get("tiny", 3).card
         assert card["gate"]["passed"] is True and card["pipeline"]["job"] == pipe["id"]
         assert card["gate"]["production"]["model"] == "tiny:1"
-        assert "policy" in res["policy"]
+        # the default (manual) policy: the candidate alias, and the move in the history
+        assert res["policy"]["policy"] == "manual"
+        assert res["policy"]["aliases"] == {"candidate": 3}
+        assert Registry(tiny_registry.root).aliases("tiny") == {"production": 1, "candidate": 3}
+        hist = HTTP.get(f"{api}/v1/models/tiny/history").json()["items"]
+        assert hist[0]["alias"] == "candidate" and hist[0]["to_version"] == 3
+        assert hist[0]["actor"] == "pipeline"
         metrics = second.metrics()
         assert 'lineinspect_gate_runs_total{lineage="tiny",result="pass"} 1.0' in metrics
         assert 'lineinspect_gate_last_passed{lineage="tiny"} 1.0' in metrics
@@ -188,8 +194,8 @@ def test_a_worse_candidate_fails_the_gate_is_registered_and_never_production(
         reg = Registry(tiny_registry.root)
         version = res["registered"]["version"]
         assert reg.get("tiny", version).card["gate"]["passed"] is False
-        assert reg.aliases("tiny")["production"] == 1
-        assert version not in reg.aliases("tiny").values() or res["policy"].get("aliases")
+        assert reg.aliases("tiny") == {"production": 1}  # no alias at all for a failure
+        assert res["policy"]["aliases"] == {} and res["policy"]["held"] == "gate failed"
         metrics = trainer.metrics()
         assert 'lineinspect_gate_runs_total{lineage="tiny",result="fail"} 1.0' in metrics
         assert 'lineinspect_gate_failures_in_a_row{lineage="tiny"} 1.0' in metrics

@@ -15,6 +15,7 @@ from service.config import load_settings
 from service.registry import Registry
 from tests.conftest import defect_image, encode
 from tests.support.http import HTTP
+from tests.support.load import inspect_once, under_load
 from tests.support.servers import serve_app, wait_until
 from tests.support.tiny_onnx import write_artefact
 
@@ -152,26 +153,19 @@ def test_models_endpoints(url: str) -> None:
 
 
 def test_hot_swap_under_load_fails_nothing(url: str, tiny_registry: Registry) -> None:
-    data = encode(defect_image())
+    def promote() -> Any:
+        return HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2})
 
-    def one(_: int) -> tuple[int, int, str]:
-        r = HTTP.post(url + "/v1/inspect", content=data, headers=JPEG, timeout=30)
-        body = r.json()
-        return r.status_code, body["model"]["version"], body["detections"][0]["label"]
-
-    with cf.ThreadPoolExecutor(16) as pool:
-        before = [pool.submit(one, i) for i in range(150)]
-        r = HTTP.put(url + "/v1/models/tiny/aliases/production", json={"version": 2})
-        assert r.status_code == 200 and r.json()["previous"] == 1
-        after = [pool.submit(one, i) for i in range(150)]
-        results = [f.result() for f in before + after]
+    r, answers = under_load(url, promote)
+    assert r.status_code == 200 and r.json()["previous"] == 1
+    results = [(code, b["model"]["version"], b["detections"][0]["label"]) for code, b in answers]
     assert all(code == 200 for code, _, _ in results)
     # every record names the version that answered, and its output matches that version
     assert all((v, lab) in {(1, "scratch"), (2, "dent")} for _, v, lab in results)
     assert {v for _, v, _ in results[150:]} == {2}  # the PUT returns after the swap
     # an edit on disk (as another replica or the CLI would make) swaps back
     tiny_registry.set_alias("tiny", "production", 1)
-    wait_until(lambda: one(0)[1] == 1)
+    wait_until(lambda: inspect_once(url)[1]["model"]["version"] == 1)
 
 
 def test_deadline_and_queue_full(tmp_path: Path) -> None:

@@ -81,3 +81,38 @@ def test_tensor_inspection_is_observed_only_where_the_backend_takes_tensors() ->
     assert isinstance(tensors.backend, ObservedTensorBackend)
     asyncio.run(tensors.backend.inspect_tensor(_frame("f3"), np.zeros((3, 4, 4), np.float32)))
     assert seen.seen == ["f3"]
+
+
+class _Failing(_Tensors):
+    async def inspect(self, frame: Frame) -> DetectionRecord:
+        raise RuntimeError("inference failed")
+
+    async def inspect_tensor(self, frame: Frame, tensor: np.ndarray) -> DetectionRecord:
+        raise RuntimeError("inference failed")
+
+
+class _Errors(_Seen):
+    def __init__(self, broken: bool = False) -> None:
+        super().__init__()
+        self.errors: list[tuple[str, str]] = []
+        self.broken = broken
+
+    def observe_error(self, frame: Frame, exc: BaseException) -> None:
+        self.errors.append((frame.frame_id, str(exc)))
+        if self.broken:
+            raise ValueError("observer bug")
+
+
+def test_observers_with_an_error_hook_see_failed_frames_and_the_error_goes_out() -> None:
+    ctx = SimpleNamespace(backend=_Failing())
+    plain, broken, hooked = _Seen(), _Errors(broken=True), _Errors()
+    for observer in (plain, broken, hooked):
+        observe(ctx, observer)
+    with pytest.raises(RuntimeError, match="inference failed"):
+        asyncio.run(ctx.backend.inspect(_frame("e1")))
+    with pytest.raises(RuntimeError, match="inference failed"):
+        asyncio.run(ctx.backend.inspect_tensor(_frame("e2"), np.zeros((3, 4, 4), np.float32)))
+    assert plain.seen == [] and hooked.seen == []
+    assert (
+        broken.errors == hooked.errors == [("e1", "inference failed"), ("e2", "inference failed")]
+    )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import service.jobs.schema  # noqa: F401  (the jobs table shares the store's metadata)
+# the jobs and promotion-history tables share the store's metadata
+import service.jobs.schema
+import service.promotion.schema  # noqa: F401
 from service.store.schema import Base
 
 engine = context.config.attributes["engine"]
