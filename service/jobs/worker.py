@@ -167,7 +167,7 @@ class TrainingWorker:
         child = Child(program, self._env(), run_dir / command.LOG, s.trainer_nice)
         return self._watch(job, run_dir, child, also)
 
-    def _watch(self, job: Job, run_dir: Path, child: Child, also: Renewal | None) -> str:
+    def _watch(self, job: Job, run_dir: Path, child: Child, also: Renewal | None = None) -> str:
         """Keep the lease until the child ends; returns the outcome label."""
         s = self.settings
         pid: int | None = child.pid

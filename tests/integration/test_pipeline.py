@@ -202,3 +202,28 @@ def test_a_worse_candidate_fails_the_gate_is_registered_and_never_production(
         assert 'lineinspect_gate_last_passed{lineage="tiny"} 0.0' in metrics
     finally:
         trainer.stop()
+
+
+def test_cancelling_a_pipeline_stops_its_running_step(
+    api: str, data_root: Path, tiny_registry: Registry, tmp_path: Path
+) -> None:
+    params = tiny_pipeline_params("tiny", "parts", student="train", student_epochs=400)
+    pipe = HTTP.post(f"{api}/v1/jobs", json={"kind": "pipeline", "params": params}).json()
+    trainer = TrainerProcess("a", data_root, tmp_path, **FAST, registry_root=tiny_registry.root)
+    try:
+
+        def training(j: dict[str, Any]) -> bool:
+            assert not done(j), j
+            return ((j["progress"] or {}).get("step_progress") or {}).get("epoch", 0) >= 1
+
+        wait_for(api, pipe["id"], training)
+        student = steps(api, pipe["id"])["student"]
+        assert student["pid"] and pid_alive(student["pid"])
+        r = HTTP.delete(f"{api}/v1/jobs/{pipe['id']}")
+        assert r.status_code == 200 and r.json()["state"] == "cancelled"
+        wait_until(lambda: not pid_alive(student["pid"]), timeout=10, interval=0.05)
+        assert job(api, student["id"])["state"] == "cancelled"
+        assert (Path(student["run_dir"]) / "last.pt").is_file()  # the checkpoint stays
+        assert trainer.is_ready()
+    finally:
+        trainer.stop()
