@@ -4,7 +4,8 @@
 # Given a data store that holds dataset DATASET (part of the NEU-DET training split,
 # imported, golden set frozen) and a registry whose LINEAGE has a production student,
 # this script:
-#   1. writes a settings file with a trigger for LINEAGE (N new labels, M per class);
+#   1. writes a settings file with a trigger for LINEAGE (N new labels, M per class) and
+#      snapshots DATASET, so that only the labels fed in below count as new;
 #   2. starts `lineinspect serve` with the embedded training worker (trainer: auto);
 #   3. feeds the rest of the split through the intake (`lineinspect data import` of the
 #      whole split: the images already there are duplicates, the others are new labels;
@@ -44,7 +45,7 @@ WORK=""
 TIMEOUT_S=86400
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   cat <<EOF
 
 options (defaults in brackets):
@@ -57,7 +58,7 @@ options (defaults in brackets):
   --teacher-ref REF      teacher to distil from [$TEACHER_REF]
   --train-teacher        train a teacher on the snapshot instead (--teacher-epochs [$TEACHER_EPOCHS])
   --student-epochs N     distillation epochs [$STUDENT_EPOCHS]
-  --init-from REF        the student fine-tunes from REF [the lineage's production]
+  --init-from REF|none   the student fine-tunes from REF; none: from scratch [the lineage's production]
   --min-new-labels N     trigger: new labels since the last snapshot [$MIN_NEW_LABELS]
   --min-per-class M      trigger: ...of each class at least [$MIN_PER_CLASS]
   --debounce-s S         trigger: quiet time after the last label [$DEBOUNCE_S]
@@ -112,8 +113,9 @@ import os
 import yaml
 
 e = os.environ
-pipeline = {"student": "distil", "student_epochs": int(e["STUDENT_EPOCHS"]),
-            "student_init_from": e["INIT_FROM"] or e["LINEAGE"]}
+pipeline = {"student": "distil", "student_epochs": int(e["STUDENT_EPOCHS"])}
+if e["INIT_FROM"] != "none":
+    pipeline["student_init_from"] = e["INIT_FROM"] or e["LINEAGE"]
 if e["TRAIN_TEACHER"] == "1":
     pipeline.update(teacher="train", teacher_epochs=int(e["TEACHER_EPOCHS"]))
 else:
@@ -143,6 +145,9 @@ if [[ -n $SETTINGS_EXTRA ]]; then cat "$SETTINGS_EXTRA" >> "$SETTINGS"; fi
 echo "== settings ($SETTINGS)"; cat "$SETTINGS"
 
 echo "== before"
+# What the store holds now is what production was trained on: a snapshot marks it, so
+# only the labels fed below count towards the trigger ("new since the last snapshot").
+"$BIN/lineinspect" data snapshot "$DATASET" --data-root "$DATA_ROOT"
 "$BIN/lineinspect" models list --registry "$REGISTRY" | grep -F "$LINEAGE" || true
 "$BIN/lineinspect" data list --data-root "$DATA_ROOT"
 
@@ -236,7 +241,8 @@ def pct(r):
     return "n/a" if not r or r.get("rate") is None else f"{100 * r['rate']:.1f} % ({r['count']}/{r['total']})"
 
 print(f"golden set: {rep.get('golden_images', c['num_images'])} images; snapshot {res['snapshot'][:16]}")
-print(f"{'':22} {'before: ' + (p.get('model') or '-'):>26} {'after: ' + c['model'][-18:]:>26}")
+after = f"{res['registered']['name']}:{res['registered']['version']}"
+print(f"{'':22} {'before: ' + (p.get('model') or '-'):>26} {'after: ' + after:>26}")
 print(f"{'mAP@.5':22} {p.get('map50', float('nan')):>26.4f} {c['map50']:>26.4f}")
 print(f"{'mAP@.5:.95':22} {p.get('map50_95', float('nan')):>26.4f} {c['map50_95']:>26.4f}")
 for name, r in c["escape"].items():
