@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.errors import StoreError
-from service.promotion.schema import REASONS, PromotionEvent
+from service.promotion.schema import REASON_MAX, REASONS, PromotionEvent
 from service.registry import Registry
 from service.store.store import Store
 
@@ -39,8 +39,10 @@ def move_alias(
     Raises what :meth:`Registry.set_alias` raises (nothing changed then), or
     :class:`StoreError` when the alias moved but the history row could not be written.
     """
-    if reason not in REASONS:
-        raise ValueError(f"unknown promotion reason {reason!r} (one of {REASONS})")
+    if not 0 < len(reason) <= REASON_MAX:
+        raise ValueError(
+            f"a promotion reason is 1 to {REASON_MAX} characters (usually one of {REASONS})"
+        )
     previous = registry.set_alias(name, alias, version)
     if previous == version:
         return previous

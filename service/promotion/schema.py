@@ -18,6 +18,8 @@ from service.store.schema import Base
 #: Why an alias moved: a gate decision (policy), a person (REST/CLI), a rollback (a person
 #: or the monitor), a shadow that met its criteria, or a registration with ``--alias``.
 REASONS = ("gate", "manual", "rollback", "auto_rollback", "shadow", "register")
+#: The longest reason the table holds.
+REASON_MAX = 32
 
 
 class PromotionEvent(Base):
@@ -31,7 +33,7 @@ class PromotionEvent(Base):
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_version: Mapped[int] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(128))
-    reason: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(REASON_MAX))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

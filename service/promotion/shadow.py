@@ -9,18 +9,29 @@ from service.promotion.spec import PromotionSpec
 
 
 class ShadowSummaryLike(Protocol):
-    """The attributes of :class:`service.shadow.ShadowSummary` this module reads."""
+    """The attributes of :class:`service.shadow.ShadowSummary` this module reads (read-only,
+    so a frozen dataclass satisfies it)."""
 
-    name: str
-    production_version: int
-    shadow_version: int
-    compared: int
-    agreement: float
-    pass_to_fail: int
-    fail_to_pass: int
-    precision: float | None
-    recall: float | None
-    class_rate_delta: dict[str, float]
+    @property
+    def name(self) -> str: ...
+    @property
+    def production_version(self) -> int: ...
+    @property
+    def shadow_version(self) -> int: ...
+    @property
+    def compared(self) -> int: ...
+    @property
+    def agreement(self) -> float: ...
+    @property
+    def pass_to_fail(self) -> int: ...
+    @property
+    def fail_to_pass(self) -> int: ...
+    @property
+    def precision(self) -> float | None: ...
+    @property
+    def recall(self) -> float | None: ...
+    @property
+    def class_rate_delta(self) -> dict[str, float]: ...
 
 
 class ShadowSource(Protocol):

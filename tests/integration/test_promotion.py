@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from service.api.app import create_app
 from service.auth.tokens import Scope, TokenEntry, hash_token, new_token
 from service.config import Settings, load_settings
-from service.errors import Conflict
+from service.errors import Conflict, ModelNotFound
 from service.promotion.history import history, move_alias
 from service.promotion.policy import apply_policy
 from service.promotion.rollback import plan_rollback
@@ -270,3 +270,17 @@ def test_the_history_names_the_token_that_moved_an_alias(
             ("candidate", 2, "token:ops")
         ]
         assert HTTP.get(url + "/v1/models/tiny/history").status_code == 401
+
+
+def test_move_alias_records_real_moves_only(tiny_registry: Registry, store: Store) -> None:
+    assert move_alias(tiny_registry, store, "tiny", "production", 1, "t", "manual") == 1
+    assert history(store, "tiny") == []  # already there: nothing moved, nothing recorded
+    with pytest.raises(ValueError, match="reason"):
+        move_alias(tiny_registry, store, "tiny", "production", 2, "t", "")
+    assert tiny_registry.aliases("tiny") == {"production": 1}
+    with pytest.raises(ModelNotFound):
+        move_alias(tiny_registry, store, "tiny", "production", 9, "t", "manual")
+    assert move_alias(tiny_registry, store, "tiny", "candidate", 2, "t", "manual") is None
+    assert [(r.alias, r.from_version, r.to_version) for r in history(store, "tiny")] == [
+        ("candidate", None, 2)
+    ]
