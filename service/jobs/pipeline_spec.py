@@ -128,6 +128,7 @@ class TriggerSpec(BaseModel):
     def _fires_somehow(self) -> TriggerSpec:
         if self.min_new_labels is None and self.cron is None:
             raise ValueError("a trigger needs min_new_labels or cron")
+        self.params("lineage")  # its pipeline parameters are checked with the settings
         return self
 
     def params(self, lineage: str) -> dict[str, Scalar | list[Scalar]]:

@@ -99,7 +99,10 @@ class TriggerLoop:
     def run(self) -> None:
         """Poll until stopped; a failure of one round is logged, never fatal."""
         while not self._stop.wait(self.settings.trainer_poll_s):
-            self.poll()
+            try:
+                self.poll()
+            except Exception:  # never let one bad round end the loop
+                log.exception("trigger round failed")
 
     def poll(self, now: datetime | None = None) -> list[int]:
         """One round over the lineages; the ids of the pipelines it queued."""

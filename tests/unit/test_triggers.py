@@ -63,6 +63,8 @@ def test_trigger_and_pipeline_specs_are_validated() -> None:
         TriggerSpec(dataset="d", cron="every day")
     with pytest.raises(ValidationError, match="min_new_labels or cron"):
         TriggerSpec(dataset="d", min_new_labels=None)
+    with pytest.raises(ValidationError, match="teacher_ref"):
+        TriggerSpec(dataset="d", pipeline={"teacher": "ref"})
     spec = TriggerSpec(dataset="parts", pipeline={"student_epochs": 5, "teacher_batch": 16})
     params = spec.params("parts-student")
     assert params["lineage"] == "parts-student" and params["dataset"] == "parts"
