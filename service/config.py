@@ -19,6 +19,8 @@ from models.processing import DEFAULT_IOU_THRESHOLD
 from models.registry import BUNDLED_ROOT
 from service.auth.tokens import TokenEntry
 from service.capture.spec import SamplerSpec, default_samplers
+from service.gate.spec import GateRules
+from service.jobs.pipeline_spec import TriggerSpec
 from service.promotion.spec import PromotionSpec
 
 
@@ -408,6 +410,19 @@ class Settings(BaseSettings):
         pattern=r"^https?://",
         description="The Grafana dashboard the operator page's Lines view links to "
         "(http(s) URL); None = no link.",
+    )
+    # --- pipeline (service/jobs/pipeline.py, triggers.py; docs/learning.md) ----------
+    gate_rules: GateRules = Field(
+        default_factory=lambda: GateRules.model_validate({}),
+        description="Rules a pipeline's candidate (and `lineinspect gate`) must meet against "
+        "production: mAP@.5 margin, largest rise of any class's escape rate, latency ratio "
+        "at latency_batch (docs/gate.md).",
+    )
+    triggers: dict[str, TriggerSpec] = Field(
+        default_factory=dict,
+        description="Per lineage (registry model name): when the training worker submits a "
+        "pipeline: {dataset, min_new_labels, min_per_class, cron, debounce_s, min_interval_s, "
+        "pipeline: {parameters}}. Empty = pipelines only on request.",
     )
     # --- promotion (service/promotion; docs/learning.md) ---------------------------
     promotion: dict[str, PromotionSpec] = Field(

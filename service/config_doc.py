@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -41,6 +42,8 @@ def _default(name: str, field: FieldInfo) -> str:
         return "`registry/` (bundled)"
     if hasattr(value, "get_secret_value"):
         return "(secret)"
+    if isinstance(value, BaseModel):  # a nested section: its fields
+        value = value.model_dump(mode="json")
     return f"`{json.dumps(value, default=str)}`"
 
 

@@ -13,8 +13,9 @@ from service.config import Settings
 from service.errors import LineInspectError
 from service.gate.calibrate import Calibration, calibrate, register_calibrated
 from service.gate.golden import load_golden
-from service.gate.rules import GateReport, GateRules, gate
+from service.gate.rules import GateReport, gate
 from service.gate.scoring import LATENCY_RUNS, RateFigure, resolve_model
+from service.gate.spec import GateRules
 from service.registry import Registry, write_card
 
 _common = [
@@ -92,6 +93,14 @@ def gate_table(rep: GateReport) -> str:
     return "\n".join(lines)
 
 
+def _rules(s: Settings, overrides: dict[str, Any]) -> GateRules:
+    """The settings' ``gate_rules`` with the command line's overrides on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "latency_batch" in given:
+        given["latency_batch"] = int(given["latency_batch"])
+    return GateRules.model_validate({**s.gate_rules.model_dump(), **given})
+
+
 @click.command("gate")
 @click.argument("candidate")
 @click.option("--production", required=True, help="Production model: a reference or a directory.")
@@ -105,10 +114,14 @@ def gate_table(rep: GateReport) -> str:
     is_flag=True,
     help="Store the report in the candidate's card.json (key gate).",
 )
-@click.option("--map50-margin", type=float, default=None, help="Default: GateRules' (0).")
-@click.option("--max-escape-increase", type=float, default=None, help="Default: 0.02.")
-@click.option("--max-latency-ratio", type=float, default=None, help="Default: 1.2.")
-@click.option("--latency-batch", type=click.Choice(["1", "8"]), default=None, help="Default: 8.")
+@click.option("--map50-margin", type=float, default=None, help="Default: gate_rules' (0).")
+@click.option(
+    "--max-escape-increase", type=float, default=None, help="Default: gate_rules' (0.02)."
+)
+@click.option("--max-latency-ratio", type=float, default=None, help="Default: gate_rules' (1.2).")
+@click.option(
+    "--latency-batch", type=click.Choice(["1", "8"]), default=None, help="Default: gate_rules' (8)."
+)
 @click.option(
     "--latency-runs", type=click.IntRange(1, 1000), default=LATENCY_RUNS, show_default=True
 )
@@ -126,7 +139,7 @@ def gate_cmd(
     """Score CANDIDATE and --production on the golden set and judge the candidate by the
     gate rules; exit 0 when it passes, 1 when it fails."""
     s = _settings(config, registry_root)
-    rules = GateRules(**{k: v for k, v in rule_overrides.items() if v is not None})
+    rules = _rules(s, rule_overrides)
     try:
         cand, prod = (
             resolve_model(candidate, s.registry_root),

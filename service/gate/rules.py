@@ -1,37 +1,17 @@
-"""The gate: a candidate against production on one golden set, judged by rules."""
+"""The gate: a candidate against production on one golden set, judged by rules
+(:class:`~service.gate.spec.GateRules`, the ``gate_rules`` setting)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from service.config import Settings
 from service.gate.golden import GoldenSet
 from service.gate.scoring import LATENCY_RUNS, ModelScore, accuracy, latencies, open_session
+from service.gate.spec import GateRules
 from service.registry import ModelVersion
-
-
-class GateRules(BaseModel):
-    """What a candidate must meet against production (each field becomes a setting)."""
-
-    map50_margin: float = Field(
-        0.0, ge=0, le=1, description="Candidate mAP@.5 may be at most this far below production's."
-    )
-    max_escape_increase: float = Field(
-        0.02,
-        ge=0,
-        le=1,
-        description="No class's image-level escape rate may rise by more than this (0.02 = 2 "
-        "points).",
-    )
-    max_latency_ratio: float = Field(
-        1.2, gt=0, description="Candidate latency at most this multiple of production's."
-    )
-    latency_batch: Literal[1, 8] = Field(
-        8, description="Batch size whose latency the rule compares."
-    )
 
 
 class RuleResult(BaseModel):

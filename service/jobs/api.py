@@ -86,18 +86,22 @@ JobId = Annotated[int, PathParam(ge=1, le=MAX_INT)]
     status_code=201,
     responses={
         200: {"model": JobOut, "description": "the same job, already asked"},
-        **error_responses(400, 404),  # a kind not runnable here; no such parent job
+        # a kind not runnable here; no such parent job or dataset; a lineage's pipeline live
+        **error_responses(400, 404, 409),
     },
 )
 def submit_job(
     body: JobRequest,
+    request: Request,
     repo: Repo,
     response: Response,
     ctx: Ctx,
 ) -> JobOut:
     """Queue a job. Asking again for the same work (kind, parameters, snapshot, base
-    refs) answers 200 with the existing job instead of training twice."""
-    snapshot, base = resolve_request(body, ctx.registry)
+    refs) answers 200 with the existing job instead of training twice. A pipeline's
+    snapshot is its dataset's content now; 409 while its lineage has another pipeline
+    queued or running."""
+    snapshot, base = resolve_request(body, ctx.registry, request.app.state.store)
     job, created = repo.submit(body, snapshot, base)
     if not created:
         response.status_code = 200

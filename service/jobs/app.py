@@ -1,4 +1,5 @@
-"""The training worker process: the worker loop in its own thread plus a small HTTP
+"""The training worker process: the worker loop in its own thread (and, when settings
+``triggers`` name lineages, the trigger loop in another) plus a small HTTP
 server on ``trainer_metrics_port``: ``/metrics`` (Prometheus), ``/healthz`` (liveness)
 and ``/readyz`` (loop running, database reachable). SIGTERM or SIGINT stops the loop,
 which stops the child and hands its job back to the queue, and then the server."""
@@ -21,6 +22,7 @@ from service.config import Settings
 from service.errors import NotReady
 from service.jobs.metrics import TrainingMetrics
 from service.jobs.repository import repository
+from service.jobs.triggers import TriggerLoop
 from service.jobs.worker import TrainingWorker
 
 log = logging.getLogger(__name__)
@@ -32,16 +34,22 @@ def create_trainer_app(settings: Settings, worker_id: str | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         repo = repository(settings)
-        metrics = TrainingMetrics(repo.count_by_state)
+        metrics = TrainingMetrics(repo.count_by_state, settings.triggers)
         worker = TrainingWorker(repo, settings, metrics, worker_id)
         thread = threading.Thread(target=worker.run, name="trainer", daemon=True)
         app.state.metrics, app.state.worker, app.state.thread = metrics, worker, thread
+        triggers = TriggerLoop(settings, repo, worker.steps.store) if settings.triggers else None
         thread.start()
+        if triggers is not None:
+            threading.Thread(target=triggers.run, name="triggers", daemon=True).start()
         try:
             yield
         finally:
+            if triggers is not None:
+                triggers.stop()
             worker.stop()
             thread.join(settings.trainer_stop_grace_s + settings.trainer_poll_s + 10)
+            worker.steps.close()
             repo.engine.dispose()
 
     app = FastAPI(title="lineinspect training worker", version=__version__, lifespan=lifespan)

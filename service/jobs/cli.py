@@ -19,8 +19,9 @@ from service.jobs.api import JobOut, tail_of
 from service.jobs.app import run_trainer
 from service.jobs.repository import JobRepository, repository
 from service.jobs.schema import JobKind, JobState
-from service.jobs.spec import JobRequest, resolve_request
+from service.jobs.spec import REQUIRED, JobRequest, resolve_request
 from service.registry import Registry
+from service.store import open_store
 
 
 def _repo(settings: Settings) -> JobRepository:
@@ -44,7 +45,7 @@ def jobs() -> None:
 
 
 @jobs.command("submit")
-@click.argument("kind", type=click.Choice([k.value for k in JobKind]))
+@click.argument("kind", type=click.Choice([str(k) for k in REQUIRED]))
 @click.option(
     "-p",
     "--param",
@@ -66,7 +67,8 @@ def jobs_submit(
     config: Path | None,
     registry_root: Path | None,
 ) -> None:
-    """Queue a KIND job (train, distil, evaluate); the same work asked twice is one job."""
+    """Queue a KIND job (train, distil, evaluate, export, pipeline); the same work asked
+    twice is one job. A pipeline: -p lineage=NAME -p dataset=DATASET (docs/learning.md)."""
     s = cli_settings(config, registry_root=registry_root)
     try:
         req = JobRequest(
@@ -78,7 +80,12 @@ def jobs_submit(
     except ValidationError as exc:
         raise click.ClickException("; ".join(e["msg"] for e in exc.errors())) from exc
     try:
-        snap, base = resolve_request(req, Registry(s.registry_root))
+        store = open_store(s) if req.kind is JobKind.PIPELINE else None
+        try:
+            snap, base = resolve_request(req, Registry(s.registry_root), store)
+        finally:
+            if store is not None:
+                store.close()
         job, created = _repo(s).submit(req, snap, base)
     except LineInspectError as exc:
         raise click.ClickException(exc.message) from exc

@@ -3,7 +3,9 @@
 ``train`` and ``distil`` write ``OUT/results.jsonl`` (one record per finished epoch:
 ``epoch``, ``time_s``, ``loss_*``, and ``map50``/``map50_95`` on evaluation epochs) and
 ``OUT/last.pt``; ``--resume`` continues from ``last.pt`` when it exists, so the worker
-always passes it. ``evaluate`` runs ``lineinspect val`` with ``--json-out``.
+always passes it. ``evaluate`` runs ``lineinspect val`` with ``--json-out``; ``export``
+runs ``lineinspect export CKPT --out RUN/model`` (``model.onnx`` + ``card.json``: what
+the registry registers).
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from service.jobs.spec import FILE_PIN
 
 log = logging.getLogger(__name__)
 
-SUBCOMMAND = {JobKind.TRAIN: "train", JobKind.DISTIL: "distil", JobKind.EVALUATE: "val"}
+SUBCOMMAND = {
+    JobKind.TRAIN: "train",
+    JobKind.DISTIL: "distil",
+    JobKind.EVALUATE: "val",
+    JobKind.EXPORT: "export",
+}
 RESULTS = "results.jsonl"
 REPORT = "report.json"
+EXPORT_DIR = "model"
 LOG = "job.log"
 #: ``lineinspect train --epochs`` default, for progress of a job that sets none.
 DEFAULT_EPOCHS = 100
@@ -43,6 +51,9 @@ def child_args(job: Job, run_dir: Path, threads: int, registry_root: Path) -> li
         if name in params and not pin.startswith(FILE_PIN):
             params[name] = pin
     args = [SUBCOMMAND[kind]]
+    if kind is JobKind.EXPORT:  # no threads option: export is short
+        args += [str(params.pop("ckpt")), "--out", str(run_dir / EXPORT_DIR)]
+        return args + [a for name in sorted(params) for a in _option(name, params[name])]
     if kind is JobKind.EVALUATE:
         args += [str(params.pop("ckpt")), "--json-out", str(run_dir / REPORT)]
     else:
@@ -103,6 +114,9 @@ def progress(job: Job, run_dir: Path) -> dict[str, Any] | None:
 def result(job: Job, run_dir: Path) -> dict[str, Any]:
     """The JSON result of a succeeded job: what the next step of a pipeline reads."""
     out: dict[str, Any] = {"run_dir": str(run_dir)}
+    if JobKind(job.kind) is JobKind.EXPORT:
+        out["export_dir"] = str(run_dir / EXPORT_DIR)
+        return out
     if JobKind(job.kind) is JobKind.EVALUATE:
         try:
             out["report"] = json.loads((run_dir / REPORT).read_text())

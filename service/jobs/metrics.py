@@ -2,13 +2,14 @@
 
 ``lineinspect_training_jobs{state}`` counts the jobs in the database at scrape time (a
 custom collector, one ``GROUP BY`` per scrape), so every worker reports the same queue;
-the others describe this worker's own job.
+the others describe this worker's own job, and ``lineinspect_gate_*`` the gates of the
+pipelines it ran, per lineage.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 #: How an attempt ends (``lineinspect_training_jobs_finished_total{state}``): the job's
 #: end state, or ``released`` (worker stopping) / ``lost`` (cancelled or taken over).
 OUTCOMES = (JobState.SUCCEEDED.value, JobState.FAILED.value, "released", "lost")
+
+GATE_RESULTS = ("pass", "fail")
 
 
 class _JobStates(Collector):
@@ -47,7 +50,11 @@ class _JobStates(Collector):
 class TrainingMetrics:
     """The metrics of one training worker, in their own registry."""
 
-    def __init__(self, count_by_state: Callable[[], dict[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        count_by_state: Callable[[], dict[str, int]] | None = None,
+        lineages: Iterable[str] = (),
+    ) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         if count_by_state is not None:
             r.register(_JobStates(count_by_state))
@@ -90,11 +97,44 @@ class TrainingMetrics:
             ["kind"],
             registry=r,
         )
+        self.gate_last_passed = Gauge(
+            "lineinspect_gate_last_passed",
+            "1 when the lineage's last gate (of a pipeline this worker ran) passed, else 0.",
+            ["lineage"],
+            registry=r,
+        )
+        self.gate_failures_in_a_row = Gauge(
+            "lineinspect_gate_failures_in_a_row",
+            "Gates the lineage failed since its last pass (pipelines this worker ran).",
+            ["lineage"],
+            registry=r,
+        )
+        self.gate_runs = Counter(
+            "lineinspect_gate_runs",
+            "Gates run by this worker, by lineage and result (pass, fail).",
+            ["lineage", "result"],
+            registry=r,
+        )
         for resumed in ("false", "true"):
             self.claims.labels(resumed)
         for kind in JobKind:  # increase() sees the first failure (alerts.yml)
             for outcome in OUTCOMES:
                 self.finished.labels(kind.value, outcome)
+
+        for lineage in lineages:  # the lineages with triggers: their series read 0 at once
+            self.gate_failures_in_a_row.labels(lineage)
+            for result in GATE_RESULTS:
+                self.gate_runs.labels(lineage, result)
+
+    def record_gate(self, lineage: str, passed: bool) -> None:
+        """Count one gate of ``lineage`` and its result."""
+        self.gate_runs.labels(lineage, "pass" if passed else "fail").inc()
+        self.gate_last_passed.labels(lineage).set(1 if passed else 0)
+        row = self.gate_failures_in_a_row.labels(lineage)
+        if passed:
+            row.set(0)
+        else:
+            row.inc()
 
     def exposition(self) -> bytes:
         """Text exposition of the registry."""

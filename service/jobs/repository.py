@@ -14,6 +14,7 @@ write of the worker (renew, release, finish) is conditional on ``worker = me AND
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -21,17 +22,24 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.config import Settings
 from service.errors import Conflict, NotFound
-from service.jobs.schema import LIVE, Job, JobState, utcnow
+from service.jobs.schema import LIVE, Job, JobKind, JobState, utcnow
 from service.jobs.spec import RUNNABLE, JobRequest, idempotency_key
 from service.store.db import engine_from_settings
 from service.store.migrate import upgrade
 
 RUNNING = JobState.RUNNING.value
 QUEUED = JobState.QUEUED.value
+OPEN = (QUEUED, RUNNING)
+
+
+def lineage_lock_id(lineage: str) -> int:
+    """A signed 64-bit advisory-lock id for a lineage's pipeline submissions."""
+    digest = hashlib.sha256(b"lineinspect-pipeline:" + lineage.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class JobRepository:
@@ -47,13 +55,26 @@ class JobRepository:
     def submit(
         self, req: JobRequest, snapshot: str | None, base_refs: dict[str, str]
     ) -> tuple[Job, bool]:
-        """Queue a job, or return the live one with the same key; ``(job, created)``."""
+        """Queue a job, or return the live one with the same key; ``(job, created)``.
+
+        A pipeline is submitted in a transaction that holds its lineage's lock (the
+        database's write lock on SQLite, an advisory lock on PostgreSQL), so two
+        submitters never both see "no pipeline of this lineage" and both queue one: a
+        second one, for other work, is a :class:`Conflict` naming the live pipeline."""
         params = dict(req.params)
         key = idempotency_key(req.kind, params, snapshot, base_refs)
-        with self.sessions() as s:
+        lineage = str(params["lineage"]) if req.kind is JobKind.PIPELINE else None
+        with self._write_transaction(lineage) as s:
             found = self._live_by_key(s, key)
             if found is not None:
                 return found, False
+            if lineage is not None:
+                live = self._live_pipeline(s, lineage)
+                if live is not None:
+                    raise Conflict(
+                        f"lineage {lineage!r} already has pipeline job {live.id} ({live.state}); "
+                        "a lineage runs one pipeline at a time"
+                    )
             if req.parent_id is not None and s.get(Job, req.parent_id) is None:
                 raise NotFound(f"parent job {req.parent_id} does not exist")
             job = Job(
@@ -77,6 +98,33 @@ class JobRepository:
                     raise
                 return found, False
             return job, True
+
+    @contextlib.contextmanager
+    def _write_transaction(self, lineage: str | None) -> Iterator[Session]:
+        with self.sessions() as s:
+            if lineage is not None:
+                if self.engine.dialect.name == "sqlite":
+                    s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    s.execute(select(func.pg_advisory_xact_lock(lineage_lock_id(lineage))))
+            yield s
+
+    @staticmethod
+    def _live_pipeline(s: Session, lineage: str) -> Job | None:
+        stmt = select(Job).where(Job.kind == JobKind.PIPELINE.value, Job.state.in_(OPEN))
+        return next((j for j in s.scalars(stmt) if j.params.get("lineage") == lineage), None)
+
+    def pipelines(self, lineage: str, limit: int = 1) -> list[Job]:
+        """The newest pipeline jobs of ``lineage`` (any state)."""
+        stmt = select(Job).where(Job.kind == JobKind.PIPELINE.value).order_by(Job.id.desc())
+        out: list[Job] = []
+        with self.sessions() as s:
+            for j in s.scalars(stmt):
+                if j.params.get("lineage") == lineage:
+                    out.append(j)
+                    if len(out) >= limit:
+                        break
+        return out
 
     @staticmethod
     def _live_by_key(s: Session, key: str) -> Job | None:
@@ -154,9 +202,15 @@ class JobRepository:
         A job whose lease lapsed ``max_attempts`` times is failed instead of retried."""
         now = utcnow()
         claimable = or_(Job.state == QUEUED, and_(Job.state == RUNNING, Job.lease_until < now))
+        parent = aliased(Job)
+        in_pipeline = (
+            select(parent.id)
+            .where(parent.id == Job.parent_id, parent.kind == JobKind.PIPELINE.value)
+            .exists()
+        )
         stmt = (
             select(Job)
-            .where(claimable, Job.kind.in_([str(k) for k in RUNNABLE]))
+            .where(claimable, Job.kind.in_([str(k) for k in RUNNABLE]), ~in_pipeline)
             .order_by(Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -177,6 +231,36 @@ class JobRepository:
                 break
             s.commit()
             return job
+
+    def claim_step(self, job_id: int, worker: str, lease_s: float) -> bool:
+        """Take a pipeline's step for the worker that holds the pipeline: a queued step,
+        or a running one that is already this worker's or whose lease lapsed (its worker
+        died: the step resumes from its checkpoint). False while another worker's lease
+        still holds."""
+        now = utcnow()
+        free = or_(
+            Job.state == QUEUED,
+            and_(Job.state == RUNNING, or_(Job.lease_until < now, Job.worker == worker)),
+        )
+        with self.sessions() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                return False
+            res = s.execute(
+                update(Job)
+                .where(Job.id == job_id, free)
+                .values(
+                    state=RUNNING,
+                    worker=worker,
+                    pid=None,
+                    lease_until=now + timedelta(seconds=lease_s),
+                    attempts=Job.attempts + 1,
+                    started_at=job.started_at or now,
+                    run_dir=job.run_dir or str(self.runs_root / f"job-{job_id}"),
+                )
+            )
+            s.commit()
+            return bool(getattr(res, "rowcount", 0) == 1)
 
     def _owned(self, job_id: int, worker: str) -> Any:
         return and_(Job.id == job_id, Job.worker == worker, Job.state == RUNNING)

@@ -21,12 +21,20 @@ from service.store.schema import Base
 
 
 class JobKind(enum.StrEnum):
-    """What a job does; ``train``, ``distil`` and ``evaluate`` map to the training CLI."""
+    """What a job does. ``train``, ``distil``, ``evaluate`` and ``export`` run the training
+    CLI in a child process; ``pipeline`` chains steps, each a child job: those kinds and
+    the torch-free ``snapshot``, ``gate``, ``register`` and ``policy``, which the worker
+    runs itself and only as steps of a pipeline."""
 
     TRAIN = "train"
     DISTIL = "distil"
     EVALUATE = "evaluate"
+    EXPORT = "export"
     PIPELINE = "pipeline"
+    SNAPSHOT = "snapshot"
+    GATE = "gate"
+    REGISTER = "register"
+    POLICY = "policy"
 
 
 class JobState(enum.StrEnum):

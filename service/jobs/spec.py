@@ -16,23 +16,32 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, JsonValue, field_validator
+from pydantic import BaseModel, Field, JsonValue, ValidationError, field_validator
 
 from service.errors import InvalidInput, LineInspectError
+from service.jobs.pipeline_spec import PipelineSpec
 from service.jobs.schema import JobKind
 from service.registry import Registry, parse_ref
+from service.store import datasets, snapshots
 from service.store.db import MAX_INT
+from service.store.store import Store
 
 #: Options of the training CLI the worker sets itself (run directory, resume, threads).
 RESERVED = frozenset({"out", "resume", "threads", "json_out"})
-#: Parameters that name the model a job starts from.
-BASE_REF_PARAMS = ("init_from", "teacher")
+#: Parameters that name the model a job starts from (the last three: a pipeline's).
+BASE_REF_PARAMS = ("init_from", "teacher", "teacher_ref", "teacher_init_from", "student_init_from")
+#: The kinds a request may ask for, with the parameters each needs.
 REQUIRED = {
     JobKind.TRAIN: ("data",),
     JobKind.DISTIL: ("data", "teacher"),
     JobKind.EVALUATE: ("ckpt",),
+    JobKind.EXPORT: ("ckpt",),
+    JobKind.PIPELINE: ("lineage", "dataset"),
 }
+#: What a worker claims from the queue (a pipeline's steps are run by its pipeline).
 RUNNABLE = frozenset(REQUIRED)
+#: The base ref naming a pipeline step's place in it (``<pipeline id>/<step>``).
+STEP_PIN = "pipeline_step"
 FILE_PIN = "file:"
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 Scalar = str | int | float | bool
@@ -49,11 +58,16 @@ class JobRequest(BaseModel):
     ``-`` (``--init-from`` → ``init_from``, ``--mosaic`` → ``mosaic``); ``true`` adds a
     flag, ``false`` leaves it out, a list repeats the option."""
 
-    kind: JobKind = Field(examples=["train"], description="Runnable: train, distil, evaluate.")
+    kind: JobKind = Field(
+        examples=["train"],
+        description="Runnable: train, distil, evaluate, export, pipeline (snapshot, gate, "
+        "register and policy are steps of a pipeline only).",
+    )
     params: dict[str, Scalar | list[Scalar]] = Field(
         default_factory=dict,
         examples=[{"data": "/data/neu-det/data.yaml", "arch": "s-model", "epochs": 30}],
-        description="train and distil need 'data' (distil also 'teacher'), evaluate 'ckpt'.",
+        description="train and distil need 'data' (distil also 'teacher'), evaluate and "
+        "export 'ckpt', pipeline 'lineage' and 'dataset' (docs/learning.md).",
         json_schema_extra={"propertyNames": _PARAM_NAMES},
     )
     snapshot: str | None = Field(
@@ -85,12 +99,24 @@ def check_runnable(req: JobRequest) -> None:
     """What the request's schema does not say: its kind runs here and it has the
     parameters the kind needs; :class:`InvalidInput` otherwise (a 400)."""
     if req.kind not in RUNNABLE:
-        raise InvalidInput(
-            f"'{req.kind}' jobs are not available yet (runnable: train, distil, evaluate)"
-        )
+        runnable = ", ".join(str(k) for k in REQUIRED)
+        raise InvalidInput(f"'{req.kind}' jobs run as pipeline steps only (runnable: {runnable})")
     missing = [p for p in REQUIRED[req.kind] if p not in req.params]
     if missing:
         raise InvalidInput(f"{req.kind} jobs need the parameters {missing}")
+    if req.kind is JobKind.PIPELINE:
+        pipeline_spec(req.params)
+
+
+def pipeline_spec(params: dict[str, Any]) -> PipelineSpec:
+    """A pipeline's parameters, validated; :class:`InvalidInput` naming what is wrong."""
+    try:
+        return PipelineSpec.model_validate(params)
+    except ValidationError as exc:
+        msg = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"pipeline parameters: {msg}") from exc
 
 
 def idempotency_key(
@@ -150,14 +176,25 @@ def data_fingerprint(data_yaml: str | Path) -> str | None:
     return "files:" + h.hexdigest()[:40]
 
 
+def store_fingerprint(store: Store, dataset: str) -> str:
+    """``store:<fingerprint>`` of the snapshot ``dataset`` would get now."""
+    with store.transaction() as s:
+        return "store:" + snapshots.current_fingerprint(s, datasets.get(s, dataset))
+
+
 def resolve_request(
-    req: JobRequest, registry: Registry | None
+    req: JobRequest, registry: Registry | None, store: Store | None = None
 ) -> tuple[str | None, dict[str, str]]:
     """The snapshot fingerprint and base refs a request stands for (its own, if given),
-    once :func:`check_runnable` passes."""
+    once :func:`check_runnable` passes. A pipeline's snapshot is its dataset's content
+    fingerprint in ``store`` now, so new labels make a new pipeline."""
     check_runnable(req)
     snapshot = req.snapshot
-    if snapshot is None and isinstance(req.params.get("data"), str):
+    if snapshot is None and req.kind is JobKind.PIPELINE:
+        if store is None:
+            raise InvalidInput("a pipeline needs the data store to fingerprint its dataset")
+        snapshot = store_fingerprint(store, str(req.params["dataset"]))
+    elif snapshot is None and isinstance(req.params.get("data"), str):
         snapshot = data_fingerprint(str(req.params["data"]))
     base = {**pin_base_refs(req.params, registry), **req.base_refs}
     return snapshot, base

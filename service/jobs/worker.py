@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,11 +24,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.config import Settings, child_environment
 from service.jobs import command
 from service.jobs.metrics import TrainingMetrics
+from service.jobs.pipeline import PipelineRunner
 from service.jobs.repository import JobRepository
 from service.jobs.runner import Child
-from service.jobs.schema import Job, JobState
+from service.jobs.schema import Job, JobKind, JobState
+from service.jobs.steps import StepContext
 
 log = logging.getLogger(__name__)
+
+#: Called at each renewal of a child with its progress; False stops the child.
+Renewal = Callable[[dict[str, object] | None], bool]
 
 #: Environment variables that size a child's CPU thread pools.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -61,6 +67,7 @@ class TrainingWorker:
         self.threads = child_threads(settings)
         self._stop = threading.Event()
         self.healthy = True  # False while the database is unreachable
+        self.steps = StepContext(settings, metrics)
 
     def stop(self) -> None:
         """Ask the loop to end: the running job is handed back to the queue."""
@@ -117,6 +124,29 @@ class TrainingWorker:
         return child_environment(env)
 
     def _run(self, job: Job) -> None:
+        m, started = self.metrics, time.monotonic()
+        if job.kind == JobKind.PIPELINE.value:
+            m.running.set(1)
+            m.job_id.set(job.id)
+            outcome = PipelineRunner(self, job).run()
+        else:
+            outcome = self.run_child(job)
+        m.last_duration.labels(job.kind).set(time.monotonic() - started)
+        m.finished.labels(job.kind, outcome).inc()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the worker was asked to stop."""
+        return self._stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when the worker was asked to stop meanwhile."""
+        return self._stop.wait(seconds)
+
+    def run_child(self, job: Job, also: Renewal | None = None) -> str:
+        """Run a claimed train/distil/evaluate/export job as a child process until it
+        ends; ``also`` is called with its progress at each renewal and returns whether
+        the child should go on (a pipeline renews itself there). Returns the outcome."""
         s, m = self.settings, self.metrics
         run_dir = Path(job.run_dir or self.repo.runs_root / f"job-{job.id}")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,13 +164,10 @@ class TrainingWorker:
             " ".join(args),
         )
         program = [sys.executable, "-m", "service.cli", *args]
-        started = time.monotonic()
         child = Child(program, self._env(), run_dir / command.LOG, s.trainer_nice)
-        outcome = self._watch(job, run_dir, child)
-        m.last_duration.labels(job.kind).set(time.monotonic() - started)
-        m.finished.labels(job.kind, outcome).inc()
+        return self._watch(job, run_dir, child, also)
 
-    def _watch(self, job: Job, run_dir: Path, child: Child) -> str:
+    def _watch(self, job: Job, run_dir: Path, child: Child, also: Renewal | None = None) -> str:
         """Keep the lease until the child ends; returns the outcome label."""
         s = self.settings
         pid: int | None = child.pid
@@ -159,6 +186,8 @@ class TrainingWorker:
                     exc,
                     "" if ours else "; it has lapsed",
                 )
+            if ours and also is not None:
+                ours = also(prog)
             if not ours:
                 log.warning(
                     "job %d is no longer ours (cancelled, taken over or lapsed): stopping its "

@@ -16,7 +16,8 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,4 +190,64 @@ def list_for(session: Session, ds: Dataset) -> list[Snapshot]:
     """The snapshots of ``ds``, oldest first."""
     return list(
         session.scalars(select(Snapshot).where(Snapshot.dataset_id == ds.id).order_by(Snapshot.id))
+    )
+
+
+def latest(session: Session, ds: Dataset) -> Snapshot | None:
+    """The newest snapshot of ``ds``, or None."""
+    stmt = select(Snapshot).where(Snapshot.dataset_id == ds.id).order_by(Snapshot.id.desc())
+    return session.scalars(stmt.limit(1)).first()
+
+
+def current_fingerprint(session: Session, ds: Dataset) -> str:
+    """The fingerprint a snapshot of ``ds`` taken now would have (nothing is written)."""
+    entries = manifest(session, ds)
+    if not entries:
+        raise InvalidInput(f"dataset {ds.name!r} has no labelled samples to snapshot")
+    return content_fingerprint(list(ds.classes), entries)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite keeps no zone
+
+
+@dataclass(frozen=True)
+class NewLabels:
+    """Trainable samples (not golden) whose current label is newer than the last snapshot:
+    how many, how many contain each class, and when the newest label came."""
+
+    count: int
+    per_class: dict[str, int] = field(default_factory=dict)
+    newest: datetime | None = None
+    since: datetime | None = None
+
+
+def new_labels(session: Session, ds: Dataset) -> NewLabels:
+    """What a trigger counts (see :class:`NewLabels`)."""
+    last = latest(session, ds)
+    since = last.created_at if last is not None else None
+    stmt = (
+        select(Label.boxes, Label.created_at)
+        .join(Sample, (Label.sample_id == Sample.id) & (Label.version == Sample.label_version))
+        .where(
+            Sample.dataset_id == ds.id,
+            Sample.state.in_(("labelled", "ok")),
+            Sample.golden.is_(False),
+            Sample.pixels_deleted_at.is_(None),
+        )
+    )
+    if since is not None:
+        stmt = stmt.where(Label.created_at > since)
+    per_class = dict.fromkeys(ds.classes, 0)
+    count, newest = 0, None
+    for boxes, created in session.execute(stmt):
+        count += 1
+        for name in {b["label"] for b in boxes}:
+            per_class[name] = per_class.get(name, 0) + 1
+        newest = created if newest is None else max(newest, created)
+    return NewLabels(
+        count,
+        per_class,
+        None if newest is None else _aware(newest),
+        None if since is None else _aware(since),
     )

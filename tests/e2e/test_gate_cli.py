@@ -123,3 +123,18 @@ def test_gate_fails_a_low_score_candidate_then_calibrate_fixes_it(
     assert rc == 0, table
     assert rep["candidate"]["thresholds"]["scratch"] == thr["scratch"]
     assert rep["candidate"]["escape"]["scratch"]["rate"] == 0.0
+
+
+def test_gate_judges_by_the_gate_rules_setting_and_flags_override_it(
+    registry: Path, golden: Path
+) -> None:
+    cfg = golden.parent / "settings.yaml"
+    cfg.write_text("gate_rules: {max_escape_increase: 1.0, max_latency_ratio: 100}\n")
+    rc, table, rep = gate(registry, golden, "tiny:2", "--config", str(cfg))
+    assert rc == 0 and rep["rules"]["max_escape_increase"] == 1.0, table
+    assert rep["rules"]["map50_margin"] == 0.0  # a field the setting leaves out: its default
+    rc, table, rep = gate(
+        registry, golden, "tiny:2", "--config", str(cfg), "--max-escape-increase", "0.02"
+    )
+    assert rc == 1 and rep["rules"]["max_escape_increase"] == 0.02
+    assert rep["rules"]["max_latency_ratio"] == 100

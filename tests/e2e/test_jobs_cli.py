@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.datasets import yolo_folder
+
 TORCHLESS = "import sys; sys.modules['torch'] = None; from service.cli import main; main()"
 
 
@@ -42,6 +44,25 @@ def test_jobs_submit_list_show_cancel_logs(tmp_path: Path) -> None:
     bad = run(root, "jobs", "submit", "train", "-p", "threads=4", check=False)
     assert bad.returncode != 0 and "set by the worker" in bad.stderr
     assert (root / "lineinspect.db").is_file()
+
+
+def test_jobs_submit_pipeline_on_a_store_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "var"
+    src = str(yolo_folder(tmp_path / "src", 6))
+    run(root, "data", "import", src, "--dataset", "parts", "--format", "yolo")
+    args = ("jobs", "submit", "pipeline", "-p", "lineage=parts-student", "-p", "dataset=parts")
+    first = run(root, *args, "-p", "student_epochs=5")
+    job = json.loads(first.stdout)
+    assert "queued job 1" in first.stderr and job["snapshot"].startswith("store:")
+    assert job["params"]["student_epochs"] == 5
+    again = run(root, *args, "-p", "student_epochs=5")
+    assert "already asked: job 1" in again.stderr
+    busy = run(root, *args, "-p", "student_epochs=6", check=False)
+    assert busy.returncode != 0 and "one pipeline at a time" in busy.stderr
+    nodata = run(
+        root, "jobs", "submit", "pipeline", "-p", "lineage=x", "-p", "dataset=nowhere", check=False
+    )
+    assert nodata.returncode != 0 and "no dataset 'nowhere'" in nodata.stderr
 
 
 def test_worker_train_says_it_needs_the_training_extra(tmp_path: Path) -> None:

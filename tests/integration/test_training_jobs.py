@@ -232,8 +232,10 @@ def test_graceful_stop_hands_the_job_back(
 def test_rest_refuses_bad_jobs_and_unknown_ids(api: str, data: Path) -> None:
     bad = HTTP.post(f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d", "out": "x"}})
     assert bad.status_code == 422 and "set by the worker" in bad.json()["message"]
-    later = HTTP.post(f"{api}/v1/jobs", json={"kind": "pipeline"})
-    assert later.status_code == 400 and "not available yet" in later.json()["message"]
+    step = HTTP.post(f"{api}/v1/jobs", json={"kind": "gate", "params": {"candidate": "x"}})
+    assert step.status_code == 400 and "pipeline steps only" in step.json()["message"]
+    nodata = {"kind": "pipeline", "params": {"lineage": "tiny", "dataset": "nowhere"}}
+    assert HTTP.post(f"{api}/v1/jobs", json=nodata).status_code == 404
     orphan = HTTP.post(
         f"{api}/v1/jobs", json={"kind": "train", "params": {"data": "d"}, "parent_id": 999}
     )

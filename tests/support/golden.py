@@ -35,3 +35,20 @@ def write_golden(root: Path) -> Path:
     (root / "images" / "unlabelled.png").write_bytes(encode(_block(0, 0), "PNG"))
     (root / "data.yaml").write_text("path: .\ntrain: images\nnames: [scratch, dent]\n")
     return root
+
+
+def write_blocks(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` training images like the golden ones (one 16x16 block, scratch or dent, at a
+    random place), a YOLO folder; returns ``root``."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        x, y = (int(v) for v in rng.integers(0, 48, 2))
+        cls = int(rng.integers(0, 2))
+        img = _block(x, y)
+        img[0, 0] = (seed * 31 + i) % 256  # unique pixels: no two images dedupe
+        (root / "images" / f"b{seed}_{i}.png").write_bytes(encode(img, "PNG"))
+        (root / "labels" / f"b{seed}_{i}.txt").write_text(_yolo(x, y, cls))
+    (root / "data.yaml").write_text("path: .\ntrain: images\nnames: [scratch, dent]\n")
+    return root

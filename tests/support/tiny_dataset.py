@@ -49,3 +49,14 @@ def tiny_train_params(data: Path, epochs: int) -> dict[str, object]:
         "warmup_epochs": 1.0,
         "device": "cpu",
     }
+
+
+def tiny_pipeline_params(lineage: str, dataset: str, **overrides: object) -> dict[str, object]:
+    """``pipeline`` job parameters that train a tiny teacher and distil a tiny student
+    (one epoch each unless overridden) with the options of :func:`tiny_train_params`."""
+    common = {k: v for k, v in tiny_train_params(Path("."), 1).items() if k not in ("data",)}
+    params: dict[str, object] = {"lineage": lineage, "dataset": dataset, "latency_runs": 2}
+    for role in ("teacher", "student"):
+        params.update({f"{role}_{k}": v for k, v in common.items()})
+    params.update(overrides)
+    return params

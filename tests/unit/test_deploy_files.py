@@ -42,20 +42,10 @@ def run_promtool(*args: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-#: Learning-loop metrics that the dashboards and alerts name but that other branches
-#: export (gate: the training worker; promotion, shadow, audit: the API). The
-#: coordinator deletes each line when the branch that exports it is merged.
-LEARNING_LOOP_METRICS_PENDING = {
-    "lineinspect_gate_last_passed",
-    "lineinspect_gate_failures_in_a_row",
-    "lineinspect_gate_runs_total",
-}
-
-
 def exported_metric_names() -> set[str]:
     """Every sample name a lineinspect process (API, inference or training worker) can
-    export, plus the pending learning-loop names."""
-    names: set[str] = set(LEARNING_LOOP_METRICS_PENDING)
+    export."""
+    names: set[str] = set()
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
     for registry in (Metrics().registry, TrainingMetrics(lambda: {"queued": 0}).registry):
         for fam in registry.collect():

@@ -61,8 +61,21 @@ def test_requests_are_validated() -> None:
     with pytest.raises(ValidationError, match="snake_case"):
         JobRequest(kind="train", params={**PARAMS, "epochs\n": 1})
     # what the schema does not say is a 400 (InvalidInput), checked before resolving
-    with pytest.raises(InvalidInput, match="not available yet"):
+    with pytest.raises(InvalidInput, match="pipeline steps only"):
+        check_runnable(JobRequest(kind="gate", params={"candidate": "x"}))
+    with pytest.raises(InvalidInput, match=r"need the parameters \['lineage', 'dataset'\]"):
         check_runnable(JobRequest(kind="pipeline"))
+    with pytest.raises(InvalidInput, match="teacher_ref"):
+        check_runnable(
+            JobRequest(kind="pipeline", params={"lineage": "m", "dataset": "d", "teacher": "ref"})
+        )
+    with pytest.raises(InvalidInput, match="set by the pipeline"):
+        check_runnable(
+            JobRequest(
+                kind="pipeline", params={"lineage": "m", "dataset": "d", "student_data": "x"}
+            )
+        )
+    check_runnable(JobRequest(kind="pipeline", params={"lineage": "m", "dataset": "d"}))
     with pytest.raises(InvalidInput, match="teacher"):
         check_runnable(JobRequest(kind="distil", params={"data": "/d.yaml"}))
     check_runnable(JobRequest(kind="train", params=PARAMS))
