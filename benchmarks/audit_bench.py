@@ -12,9 +12,7 @@ part (:meth:`Audit.observe`) is also timed on its own.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import statistics
 import tempfile
 import time
@@ -23,26 +21,16 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.common import sample_jpeg, served
+from benchmarks.common import on_off_parser, served, wrk_body
 from benchmarks.rest_bench import run_wrk
-from models.registry import BUNDLED_ROOT
 from service.config import load_settings
 
 
 def main() -> None:
     """Run alternating rounds and print a markdown table plus JSON."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
-    ap.add_argument("--model", default="neu-det-student")
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap = on_off_parser(__doc__)
     args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    image, name = sample_jpeg()
-    body = Path(tempfile.mkdtemp()) / name
-    body.write_bytes(image)
+    body = wrk_body()
     rps: dict[str, list[float]] = {"off": [], "on": []}
     p99: dict[str, list[float]] = {"off": [], "on": []}
     rows: list[dict[str, float]] = []
@@ -76,9 +64,9 @@ def main() -> None:
             f"round {i + 1} (on): {r['rows']:.0f} rows written, {r['dropped']:.0f} dropped, "
             f"{r['batches']:.0f} batches, {r['write_ms']:.2f} ms per batch"
         )
-    cost = observe_cost_us(args.registry, image)
+    cost = observe_cost_us(args.registry, body.read_bytes())
     print(f"Audit.observe on the loop: {cost:.2f} us per frame")
-    capacity = writer_rows_per_s(args.registry, image)
+    capacity = writer_rows_per_s(args.registry, body.read_bytes())
     print(f"writer alone (SQLite, batches of 256): {capacity:.0f} rows/s")
     report = {"rps": rps, "p99_ms": p99, "ratio": on / off, "rows": rows, "observe_us": cost}
     print(json.dumps({**report, "writer_rows_per_s": capacity}))

@@ -10,9 +10,7 @@ hits both alike; the store is a fresh temporary data_root. Load comes from ``wrk
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import statistics
 import tempfile
 import time
@@ -21,9 +19,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.common import sample_jpeg, served
+from benchmarks.common import on_off_parser, served, wrk_body
 from benchmarks.rest_bench import run_wrk
-from models.registry import BUNDLED_ROOT
 from service.config import load_settings
 
 ON = [
@@ -34,18 +31,9 @@ ON = [
 
 def main() -> None:
     """Run alternating rounds and print a markdown table plus JSON."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
-    ap.add_argument("--model", default="neu-det-student")
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap = on_off_parser(__doc__)
     args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    image, name = sample_jpeg()
-    body = Path(tempfile.mkdtemp()) / name
-    body.write_bytes(image)
+    body = wrk_body()
     rps: dict[str, list[float]] = {"off": [], "on": []}
     p99: dict[str, list[float]] = {"off": [], "on": []}
     offered: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
@@ -70,7 +58,7 @@ def main() -> None:
     for mode in ("off", "on"):
         print(f"| {mode} | {statistics.mean(rps[mode]):.1f} | {statistics.median(p99[mode]):.1f} |")
     print(f"\ncapture on / off: {on / off:.3f}")
-    cost = offer_cost_us(args.registry, args.model, image)
+    cost = offer_cost_us(args.registry, args.model, body.read_bytes())
     print(f"Capture.observe on the loop: {cost:.1f} us per frame (random 5 % + near_threshold)")
     print(
         json.dumps(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from models.processing import batch_inputs
+from models.registry import BUNDLED_ROOT
 from service.engine import ModelSession
 from service.inspector import prepare
 from service.registry import Registry
@@ -35,6 +39,27 @@ def sample_jpeg() -> tuple[bytes, str]:
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buf, "JPEG")
     return buf.getvalue(), "synthetic.jpg"
+
+
+def on_off_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options of every REST benchmark that compares a feature on against off."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
+    ap.add_argument("--model", default="neu-det-student")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=16)
+    return ap
+
+
+def wrk_body() -> Path:
+    """:func:`sample_jpeg` as a file, the POST body ``wrk`` sends; exits when wrk is missing."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    image, name = sample_jpeg()
+    body = Path(tempfile.mkdtemp()) / name
+    body.write_bytes(image)
+    return body
 
 
 def load_session(registry: Path, ref: str, intra_op_threads: int = 0) -> ModelSession:

@@ -11,7 +11,6 @@ from ``wrk`` (:func:`benchmarks.rest_bench.run_wrk`) on one NEU-DET JPEG.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,9 +21,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.common import sample_jpeg, served
+from benchmarks.common import on_off_parser, served, wrk_body
 from benchmarks.rest_bench import run_wrk
-from models.registry import BUNDLED_ROOT
 from service.registry import Registry
 
 
@@ -75,19 +73,10 @@ def shadow_counts(url: str) -> dict[str, float]:
 
 def main() -> None:
     """Run alternating rounds and print a markdown table plus JSON."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--registry", type=Path, default=BUNDLED_ROOT)
-    ap.add_argument("--model", default="neu-det-student")
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap = on_off_parser(__doc__)
     ap.add_argument("--fraction", type=float, default=0.1)
     args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    image, name = sample_jpeg()
-    body = Path(tempfile.mkdtemp()) / name
-    body.write_bytes(image)
+    body = wrk_body()
     root, prod, shadow = shadow_registry(args.registry, args.model)
     rps: dict[str, list[float]] = {"off": [], "on": []}
     p99: dict[str, list[float]] = {"off": [], "on": []}
