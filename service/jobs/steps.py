@@ -30,23 +30,6 @@ GOLDEN_YAML = "golden.yaml"
 PIPELINE_KEY = "pipeline"
 
 
-def apply_promotion_policy(
-    settings: Settings,
-    registry: Registry,
-    store: Store,
-    name: str,
-    version: int,
-    gate_passed: bool,
-    report: dict[str, Any],
-) -> dict[str, Any]:
-    """The lineage's promotion policy, applied to a registered candidate: the one call
-    into service.promotion (a failed gate never gets ``production``)."""
-    done = apply_policy(
-        settings, registry, store, name, version, gate_passed, report, actor="pipeline"
-    )
-    return dict(done)
-
-
 class StepContext:
     """What the in-process steps share: settings, registry, the data store (opened on
     first use) and the worker's metrics."""
@@ -157,12 +140,7 @@ class StepContext:
         """Apply the lineage's promotion policy to the registered version."""
         lineage, version = str(params["lineage"]), int(params["version"])
         report = json.loads(Path(str(params["gate_report"])).read_text())
-        return apply_promotion_policy(
-            self.settings,
-            self.registry,
-            self.store,
-            lineage,
-            version,
-            bool(params["passed"]),
-            report,
+        passed = bool(params["passed"])
+        return apply_policy(
+            self.settings, self.registry, self.store, lineage, version, passed, report
         )
