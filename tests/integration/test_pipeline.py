@@ -21,16 +21,14 @@ from typing import Any
 
 import pytest
 
-from service.api.app import create_app
-from service.config import load_settings
 from service.jobs.command import read_records
 from service.registry import Registry
 from service.store import Store, importer
 from tests.support.golden import write_blocks, write_golden
 from tests.support.http import HTTP
-from tests.support.servers import serve_app, wait_until
+from tests.support.servers import wait_until
 from tests.support.tiny_dataset import tiny_pipeline_params
-from tests.support.trainers import TrainerProcess, pid_alive
+from tests.support.trainers import TrainerProcess, job, jobs_api, pid_alive
 
 FAST = {"trainer_poll_s": 0.2, "trainer_threads": 1, "trainer_stop_grace_s": 5}
 LENIENT = {"map50_margin": 1.0, "max_escape_increase": 1.0, "max_latency_ratio": 1000.0}
@@ -55,22 +53,8 @@ def data_root(tmp_path: Path, tiny_registry: Registry) -> Path:
 
 @pytest.fixture
 def api(tiny_registry: Registry, data_root: Path) -> Iterator[str]:
-    settings = load_settings(
-        None,
-        registry_root=tiny_registry.root,
-        models=["tiny"],
-        warmup_runs=1,
-        data_root=data_root,
-        trainer="off",
-    )
-    with serve_app(create_app(settings)) as url:
+    with jobs_api(tiny_registry.root, data_root) as url:
         yield url
-
-
-def job(api: str, job_id: int) -> dict[str, Any]:
-    r = HTTP.get(f"{api}/v1/jobs/{job_id}")
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 def steps(api: str, pipeline: int) -> dict[str, dict[str, Any]]:

@@ -15,15 +15,13 @@ from typing import Any
 
 import pytest
 
-from service.api.app import create_app
-from service.config import load_settings
 from service.jobs.command import read_records
 from service.registry import Registry
 from tests.support.http import HTTP
 from tests.support.postgres_server import PostgresServer, postgres_server
-from tests.support.servers import serve_app, wait_until
+from tests.support.servers import wait_until
 from tests.support.tiny_dataset import tiny_train_params, write_tiny_dataset
-from tests.support.trainers import TrainerProcess, pid_alive
+from tests.support.trainers import TrainerProcess, job, jobs_api, pid_alive
 
 FAST = {"trainer_poll_s": 0.2, "trainer_threads": 1, "trainer_stop_grace_s": 5}
 
@@ -54,23 +52,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 @pytest.fixture
 def api(tiny_registry: Registry, data_root: Path, database_url: str | None) -> Iterator[str]:
-    settings = load_settings(
-        None,
-        registry_root=tiny_registry.root,
-        models=["tiny"],
-        warmup_runs=1,
-        data_root=data_root,
-        database_url=database_url,
-        trainer="off",
-    )
-    with serve_app(create_app(settings)) as url:
+    with jobs_api(tiny_registry.root, data_root, database_url) as url:
         yield url
-
-
-def job(api: str, job_id: int) -> dict[str, Any]:
-    r = HTTP.get(f"{api}/v1/jobs/{job_id}")
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 def submit(api: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:

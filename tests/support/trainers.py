@@ -6,11 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from service.api.app import create_app
+from service.config import load_settings
+from tests.support.http import HTTP
 from tests.support.redis_server import free_port
+from tests.support.servers import serve_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,3 +93,29 @@ class TrainerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+@contextmanager
+def jobs_api(
+    registry_root: Path, data_root: Path, database_url: str | None = None
+) -> Iterator[str]:
+    """A serving API on the tiny model with no embedded trainer: the tests' workers are
+    their own processes; jobs are submitted to and read from its ``/v1/jobs``."""
+    settings = load_settings(
+        None,
+        registry_root=registry_root,
+        models=["tiny"],
+        warmup_runs=1,
+        data_root=data_root,
+        database_url=database_url,
+        trainer="off",
+    )
+    with serve_app(create_app(settings)) as url:
+        yield url
+
+
+def job(api: str, job_id: int) -> dict[str, Any]:
+    """``GET /v1/jobs/{job_id}``, asserted 200."""
+    r = HTTP.get(f"{api}/v1/jobs/{job_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
