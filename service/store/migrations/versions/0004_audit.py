@@ -1,7 +1,7 @@
 """The verdict audit trail (service/audit/schema.py): one row per answered frame.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-06
 """
 
