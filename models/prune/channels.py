@@ -42,10 +42,13 @@ def gamma_histogram(bns: list[nn.BatchNorm2d]) -> dict[str, Any]:
 def prune_channels(
     model: Detector, imgsz: int, ratio: float, max_ratio: float = 0.9
 ) -> dict[str, Any]:
-    """Prune ``ratio`` of the prunable channels, globally by |gamma|, in place; returns the
-    prunable channel count before and after (the achieved share is the ratio of them)."""
+    """Prune ``ratio`` of the prunable channels, globally by |gamma|, no layer losing more
+    than ``max_ratio`` of its channels, in place; returns the prunable channel count before
+    and after (the achieved share is the ratio of them)."""
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"pruning ratio {ratio} not in [0, 1)")
+    if ratio > max_ratio - 0.05:
+        raise ValueError(f"pruning ratio {ratio} too close to the per-layer cap {max_ratio}")
     pruner = build_pruner(model, imgsz, ratio=ratio, max_ratio=max_ratio)
     roots, before = prunable_channels(pruner)
     threshold = _threshold(prunable_bns(pruner), ratio)

@@ -23,6 +23,7 @@ pruned at all):
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -53,7 +54,8 @@ def build_pruner(
     model: Detector, imgsz: int, ratio: float = 0.5, reg: float = 1e-4, max_ratio: float = 0.9
 ) -> tp.pruner.BNScalePruner:
     """A global BN-scale pruner (raw |gamma| compared across all groups, the paper's global
-    threshold) at channel ratio ``ratio``, no layer below ``1 - max_ratio`` of its width.
+    threshold) at channel ratio ``ratio``, no layer below ``1 - max_ratio`` of its width
+    (:class:`CappedBNScaleImportance`).
     The graph is traced in eval mode, so tracing leaves the BatchNorm statistics alone."""
     was_training = model.training
     model.eval()
@@ -69,13 +71,37 @@ def build_pruner(
     return pruner
 
 
+class CappedBNScaleImportance(tp.importance.BNScaleImportance):  # type: ignore[misc]
+    """|gamma| importance whose top ``1 - max_ratio`` channels of every group (at least one)
+    score +inf, so no global threshold reaches them.
+
+    torch-pruning's global step removes every channel of a group below the threshold, and
+    skips a group it would empty; its ``max_pruning_ratio`` is checked only between
+    iterative steps. After sparse training whole layers sit below the threshold, so
+    without this cap those layers, the most prunable ones, would keep all their channels
+    and the share removed would fall short of the ratio."""
+
+    def __init__(self, max_ratio: float) -> None:
+        super().__init__(normalizer=None)
+        self.max_ratio = max_ratio
+
+    def __call__(self, group: Any) -> torch.Tensor | None:
+        imp = super().__call__(group)
+        if imp is None or imp.numel() == 0:
+            return imp
+        keep = max(1, math.ceil(imp.numel() * (1 - self.max_ratio)))
+        imp = imp.clone()
+        imp[torch.topk(imp, keep).indices] = float("inf")
+        return imp
+
+
 def _pruner(
     model: Detector, imgsz: int, ratio: float, reg: float, max_ratio: float, device: torch.device
 ) -> tp.pruner.BNScalePruner:
     return tp.pruner.BNScalePruner(
         model,
         torch.zeros(1, 3, imgsz, imgsz, device=device),
-        importance=tp.importance.BNScaleImportance(normalizer=None),
+        importance=CappedBNScaleImportance(max_ratio),
         reg=reg,
         global_pruning=True,
         pruning_ratio=ratio,

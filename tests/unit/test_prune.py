@@ -5,6 +5,7 @@ whole pipeline with its card."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from models.export import export_checkpoint
 from models.nn.conv import Bottleneck
 from models.prune import PRUNING_FIELDS, PruneOptions, run_prune
 from models.prune.channels import prune_channels
-from models.prune.graph import build_pruner, prunable_bns
+from models.prune.graph import build_pruner, prunable_bns, prunable_groups
 from models.prune.layers import candidate_blocks, remove_blocks, weakest_blocks
 from models.prune.structure import structure_diff
 from models.prune.trainers import FinetuneTrainer, SparseTrainer
@@ -138,6 +139,46 @@ def test_channel_pruning_removes_about_the_ratio() -> None:
     with torch.no_grad():
         assert [o.shape for o in m.eval()(x)] == shapes  # the contract outputs are untouched
     assert m.neck.out_channels == tuple(s.conv.in_channels for s in m.head.stems)
+
+
+def test_channel_pruning_reaches_the_ratio_where_whole_layers_fall_below_it() -> None:
+    """After sparse training the small gamma gather in a few layers, whole layers under
+    the global threshold: each still keeps its 1 - max_ratio strongest channels, and the
+    share removed is the ratio asked for."""
+    m = _tiny()
+    groups = [  # conv-rooted groups with a BatchNorm: the ones gamma scores
+        g
+        for g in prunable_groups(build_pruner(m, IMGSZ))
+        if isinstance(g[0][0].target.module, nn.Conv2d)
+        and any(isinstance(dep.target.module, nn.BatchNorm2d) for dep, _ in g)
+    ]
+    groups.sort(key=lambda g: -g[0][0].target.module.out_channels)
+    total = sum(g[0][0].target.module.out_channels for g in groups)
+    with torch.no_grad():
+        for b in m.modules():
+            if isinstance(b, nn.BatchNorm2d):
+                b.weight.uniform_(0.5, 1.0)
+        n = 0
+        for g in groups:  # near-zero gamma on about 70 % of the prunable channels
+            if n >= 0.7 * total:
+                break
+            n += g[0][0].target.module.out_channels
+            for dep, _ in g:
+                if isinstance(dep.target.module, nn.BatchNorm2d):
+                    dep.target.module.weight.uniform_(0.0, 1e-3)
+    widths = {k: c.out_channels for k, c in m.named_modules() if isinstance(c, nn.Conv2d)}
+    rep = prune_channels(m, IMGSZ, 0.75, max_ratio=0.9)
+    assert abs(rep["pruned_share"] - 0.75) <= 0.02, rep
+    for k, c in m.named_modules():
+        if isinstance(c, nn.Conv2d):
+            assert c.out_channels >= max(1, math.floor(0.1 * widths[k])), k
+    with torch.no_grad():
+        m.eval()(torch.rand(1, 3, IMGSZ, IMGSZ))
+
+
+def test_channel_pruning_refuses_a_ratio_above_the_cap() -> None:
+    with pytest.raises(ValueError, match="cap"):
+        prune_channels(_tiny(), IMGSZ, 0.95, max_ratio=0.9)
 
 
 def test_layer_pruning_removes_exactly_the_named_blocks() -> None:
