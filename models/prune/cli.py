@@ -78,6 +78,13 @@ import click
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--bench-seconds",
+    type=click.FloatRange(min=0.05),
+    default=3.0,
+    show_default=True,
+    help="ONNX Runtime timing per model, batch size and round (source vs pruned)",
+)
 @click.option("--register", default="", help="register the export under this model name")
 @click.option("--registry", default="", help="registry root of --from, --teacher and --register")
 def prune(**kw: Any) -> None:

@@ -41,10 +41,12 @@ class JobOut(BaseModel):
     idempotency_key: str
     parent_id: int | None
     progress: dict[str, Any] | None = Field(
-        description="epoch, epochs, losses, metrics (last evaluation), eta_s, updated_at"
+        description="epoch, epochs, losses, metrics (last evaluation), eta_s, updated_at; "
+        "a prune job's also its stage (sparse, finetune)"
     )
     result: dict[str, Any] | None = Field(
-        description="run_dir, best/last checkpoint paths, epochs, best metrics; or a report"
+        description="run_dir, best/last checkpoint paths, epochs, best metrics; or a report; "
+        "a prune job's export_dir, metrics and pruning record"
     )
     error: str | None
     run_dir: str | None

@@ -5,7 +5,9 @@
 ``OUT/last.pt``; ``--resume`` continues from ``last.pt`` when it exists, so the worker
 always passes it. ``evaluate`` runs ``lineinspect val`` with ``--json-out``; ``export``
 runs ``lineinspect export CKPT --out RUN/model`` (``model.onnx`` + ``card.json``: what
-the registry registers).
+the registry registers). ``prune`` runs ``lineinspect prune --out RUN --resume``: its
+stages write ``RUN/sparse/results.jsonl`` and ``RUN/finetune/results.jsonl`` (one epoch
+count, the stages in turn) and ``RUN/export/`` (the pruned model and its card).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 SUBCOMMAND = {
     JobKind.TRAIN: "train",
     JobKind.DISTIL: "distil",
+    JobKind.PRUNE: "prune",
     JobKind.EVALUATE: "val",
     JobKind.EXPORT: "export",
 }
@@ -32,6 +35,9 @@ EXPORT_DIR = "model"
 LOG = "job.log"
 #: ``lineinspect train --epochs`` default, for progress of a job that sets none.
 DEFAULT_EPOCHS = 100
+#: A prune run's training stages, their epoch parameters and ``lineinspect prune`` defaults.
+PRUNE_STAGES = (("sparse", "sparse_epochs", 30), ("finetune", "finetune_epochs", 30))
+PRUNE_EXPORT_DIR = "export"
 
 
 def _option(name: str, value: Any) -> list[str]:
@@ -58,7 +64,7 @@ def child_args(job: Job, run_dir: Path, threads: int, registry_root: Path) -> li
         args += [str(params.pop("ckpt")), "--json-out", str(run_dir / REPORT)]
     else:
         args += ["--out", str(run_dir), "--resume"]
-    if kind is JobKind.DISTIL and "registry" not in params:
+    if kind in (JobKind.DISTIL, JobKind.PRUNE) and "registry" not in params:
         args += ["--registry", str(registry_root)]
     args += ["--threads", str(threads)]
     for name in sorted(params):
@@ -82,13 +88,26 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def job_records(job: Job, run_dir: Path) -> tuple[list[dict[str, Any]], int]:
+    """The epoch records of a job and its epoch total. A prune job's stages count as one
+    run: the fine-tuning epochs follow the sparse ones, each record names its ``stage``."""
+    if JobKind(job.kind) is not JobKind.PRUNE:
+        return read_records(run_dir), int(job.params.get("epochs", DEFAULT_EPOCHS))
+    records: list[dict[str, Any]] = []
+    offset = 0
+    for stage, param, default in PRUNE_STAGES:
+        for r in read_records(run_dir / stage):
+            records.append({**r, "epoch": offset + int(r["epoch"]), "stage": stage})
+        offset += int(job.params.get(param, default))
+    return records, offset
+
+
 def progress(job: Job, run_dir: Path) -> dict[str, Any] | None:
     """Epoch of total, latest losses and metrics, ETA; None before the first epoch."""
-    records = read_records(run_dir)
+    records, total = job_records(job, run_dir)
     if not records:
         return None
     last = records[-1]
-    total = int(job.params.get("epochs", DEFAULT_EPOCHS))
     times = [float(r["time_s"]) for r in records[-5:] if "time_s" in r]
     remaining = max(0, total - int(last["epoch"]))
     metrics = next(
@@ -99,7 +118,9 @@ def progress(job: Job, run_dir: Path) -> dict[str, Any] | None:
         ),
         None,
     )
+    stage = {"stage": last["stage"]} if "stage" in last else {}
     return {
+        **stage,
         "epoch": int(last["epoch"]),
         "epochs": total,
         "losses": {
@@ -117,6 +138,8 @@ def result(job: Job, run_dir: Path) -> dict[str, Any]:
     if JobKind(job.kind) is JobKind.EXPORT:
         out["export_dir"] = str(run_dir / EXPORT_DIR)
         return out
+    if JobKind(job.kind) is JobKind.PRUNE:
+        return out | _prune_result(run_dir)
     if JobKind(job.kind) is JobKind.EVALUATE:
         try:
             out["report"] = json.loads((run_dir / REPORT).read_text())
@@ -134,6 +157,19 @@ def result(job: Job, run_dir: Path) -> dict[str, Any]:
         if scored:
             best = max(scored, key=lambda r: float(r["map50"]))
             out["best"] = {k: best[k] for k in ("epoch", "map50", "map50_95") if k in best}
+    return out
+
+
+def _prune_result(run_dir: Path) -> dict[str, Any]:
+    """A prune job's export and the card's metrics and pruning record."""
+    out: dict[str, Any] = {"export_dir": str(run_dir / PRUNE_EXPORT_DIR)}
+    try:
+        card = json.loads((run_dir / PRUNE_EXPORT_DIR / "card.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        log.warning("prune run %s: no readable card (%s)", run_dir, exc)
+        return out
+    out["metrics"] = {k: card.get("metrics", {}).get(k) for k in ("map50", "map50_95")}
+    out["pruning"] = card.get("pruning")
     return out
 
 

@@ -21,13 +21,14 @@ from service.store.schema import Base
 
 
 class JobKind(enum.StrEnum):
-    """What a job does. ``train``, ``distil``, ``evaluate`` and ``export`` run the training
-    CLI in a child process; ``pipeline`` chains steps, each a child job: those kinds and
-    the torch-free ``snapshot``, ``gate``, ``register`` and ``policy``, which the worker
-    runs itself and only as steps of a pipeline."""
+    """What a job does. ``train``, ``distil``, ``prune``, ``evaluate`` and ``export`` run
+    the training CLI in a child process; ``pipeline`` chains steps, each a child job:
+    those kinds and the torch-free ``snapshot``, ``gate``, ``register`` and ``policy``,
+    which the worker runs itself and only as steps of a pipeline."""
 
     TRAIN = "train"
     DISTIL = "distil"
+    PRUNE = "prune"
     EVALUATE = "evaluate"
     EXPORT = "export"
     PIPELINE = "pipeline"

@@ -28,12 +28,21 @@ from service.store.store import Store
 
 #: Options of the training CLI the worker sets itself (run directory, resume, threads).
 RESERVED = frozenset({"out", "resume", "threads", "json_out"})
-#: Parameters that name the model a job starts from (the last three: a pipeline's).
-BASE_REF_PARAMS = ("init_from", "teacher", "teacher_ref", "teacher_init_from", "student_init_from")
+#: Parameters that name the model a job starts from (``from``: a prune job's source; the
+#: last three: a pipeline's).
+BASE_REF_PARAMS = (
+    "init_from",
+    "from",
+    "teacher",
+    "teacher_ref",
+    "teacher_init_from",
+    "student_init_from",
+)
 #: The kinds a request may ask for, with the parameters each needs.
 REQUIRED = {
     JobKind.TRAIN: ("data",),
     JobKind.DISTIL: ("data", "teacher"),
+    JobKind.PRUNE: ("from", "data", "ratio"),
     JobKind.EVALUATE: ("ckpt",),
     JobKind.EXPORT: ("ckpt",),
     JobKind.PIPELINE: ("lineage", "dataset"),
@@ -54,20 +63,22 @@ _PARAM_NAMES: dict[str, JsonValue] = {
 
 class JobRequest(BaseModel):
     """Body of ``POST /v1/jobs``. ``params`` are options of the training CLI command the
-    kind maps to (``train``, ``distil``, ``val``), named as the option with ``_`` for
-    ``-`` (``--init-from`` → ``init_from``, ``--mosaic`` → ``mosaic``); ``true`` adds a
-    flag, ``false`` leaves it out, a list repeats the option."""
+    kind maps to (``train``, ``distil``, ``prune``, ``val``, ``export``), named as the
+    option with ``_`` for ``-`` (``--init-from`` → ``init_from``, ``--mosaic`` →
+    ``mosaic``); ``true`` adds a flag, ``false`` leaves it out, a list repeats the
+    option."""
 
     kind: JobKind = Field(
         examples=["train"],
-        description="Runnable: train, distil, evaluate, export, pipeline (snapshot, gate, "
+        description="Runnable: train, distil, prune, evaluate, export, pipeline (snapshot, gate, "
         "register and policy are steps of a pipeline only).",
     )
     params: dict[str, Scalar | list[Scalar]] = Field(
         default_factory=dict,
         examples=[{"data": "/data/neu-det/data.yaml", "arch": "s-model", "epochs": 30}],
-        description="train and distil need 'data' (distil also 'teacher'), evaluate and "
-        "export 'ckpt', pipeline 'lineage' and 'dataset' (docs/learning.md).",
+        description="train and distil need 'data' (distil also 'teacher'), prune 'from', "
+        "'data' and 'ratio', evaluate and export 'ckpt', pipeline 'lineage' and 'dataset' "
+        "(docs/learning.md, docs/compression.md).",
         json_schema_extra={"propertyNames": _PARAM_NAMES},
     )
     snapshot: str | None = Field(

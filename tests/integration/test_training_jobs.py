@@ -139,6 +139,48 @@ def test_a_job_runs_to_success_with_progress_and_is_asked_once(
         trainer.stop()
 
 
+def test_a_prune_job_compresses_registers_and_reports_its_stages(
+    api: str, data: Path, data_root: Path, tmp_path: Path, tiny_registry: Registry
+) -> None:
+    """The training worker runs ``lineinspect prune`` on a trained checkpoint: sparse
+    training and KD fine-tuning report as one epoch count, and the pruned export is
+    registered with its pruning record."""
+    _, trained = submit(api, tiny_train_params(data, epochs=2))
+    trainer = TrainerProcess("a", data_root, tmp_path, registry_root=tiny_registry.root, **FAST)
+    try:
+        done = wait_state(api, trained["id"], {"succeeded", "failed"})
+        assert done["state"] == "succeeded", done["error"]
+        ckpt = done["result"]["last_checkpoint"]
+        common = {k: v for k, v in tiny_train_params(data, 1).items() if k not in ("arch", "head")}
+        common.pop("epochs"), common.pop("mosaic"), common.pop("warmup_epochs")
+        params = {
+            **common,
+            "from": ckpt,
+            "ratio": 0.5,
+            "layers": 1,
+            "sparse_epochs": 2,
+            "finetune_epochs": 1,
+            "bench_seconds": 0.05,
+            "register": "tiny-edge",
+        }
+        r = HTTP.post(f"{api}/v1/jobs", json={"kind": "prune", "params": params})
+        assert r.status_code == 201, r.text
+        assert r.json()["base_refs"]["from"].startswith("file:")
+        pruned = wait_state(api, r.json()["id"], {"succeeded", "failed"}, timeout=300)
+        assert pruned["state"] == "succeeded", pruned["error"]
+        prog = pruned["progress"]
+        assert (prog["stage"], prog["epoch"], prog["epochs"]) == ("finetune", 3, 3), prog
+        res = pruned["result"]
+        assert res["pruning"]["ratio"] == 0.5 and len(res["pruning"]["removed_blocks"]) == 1
+        assert res["pruning"]["params_after"] < res["pruning"]["params_before"]
+        card = Registry(tiny_registry.root).resolve("tiny-edge:1").card
+        assert card["pruning"]["source"]["ref"] == ckpt
+        missing = HTTP.post(f"{api}/v1/jobs", json={"kind": "prune", "params": {"from": ckpt}})
+        assert missing.status_code == 400 and "'data', 'ratio'" in missing.json()["message"]
+    finally:
+        trainer.stop()
+
+
 def test_cancel_mid_run_stops_the_child_within_seconds_and_keeps_the_checkpoint(
     api: str, data: Path, data_root: Path, tmp_path: Path
 ) -> None:

@@ -226,6 +226,23 @@ def test_progress_from_the_results_file(repo: JobRepository, tmp_path: Path) -> 
     assert p["eta_s"] == 8 * 3.0
 
 
+def test_a_prune_jobs_stages_count_as_one_run(repo: JobRepository, tmp_path: Path) -> None:
+    params = {"from": "m:1", "data": "d.yaml", "ratio": 0.6, "sparse_epochs": 4}
+    job, _ = repo.submit(JobRequest(kind="prune", params=params), None, {"from": "m:2"})
+    args = command.child_args(job, tmp_path, 1, Path("/reg"))
+    assert args[:6] == ["prune", "--out", str(tmp_path), "--resume", "--registry", "/reg"]
+    assert args[args.index("--from") + 1] == "m:2" and "--ratio" in args
+    assert command.progress(job, tmp_path) is None
+    for stage, n in (("sparse", 4), ("finetune", 2)):
+        (tmp_path / stage).mkdir()
+        rows = [{"epoch": e, "time_s": 1.0, "loss_box": 0.1 * e} for e in range(1, n + 1)]
+        (tmp_path / stage / "results.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    p = command.progress(job, tmp_path)  # 4 sparse + 2 of the default 30 fine-tuning epochs
+    assert p is not None and (p["stage"], p["epoch"], p["epochs"]) == ("finetune", 6, 34)
+    with pytest.raises(InvalidInput, match="'data', 'ratio'"):
+        check_runnable(JobRequest(kind="prune", params={"from": "m"}))
+
+
 def test_the_embedded_trainer_sees_the_servers_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
