@@ -1,9 +1,10 @@
-"""CPU ONNX Runtime throughput of exported detectors in one run (LIDD-Net against the
-S-model): images/s at batch 1 and 8, each model at its own input size, measured in
-alternating rounds so that a change of machine load hits every model alike.
+"""CPU ONNX Runtime throughput of exported detectors in one run (pruned or light models
+against the S-model): images/s at batch 1 and 8, each model at its own input size, the
+median of alternating rounds so that a change of machine load hits every model alike,
+and each model's speed relative to the first one named.
 
-    python benchmarks/lidd_bench.py s-model=registry/neu-det-student/7/model.onnx \\
-        lidd-net=build/lidd/model.onnx --threads 2 --rounds 3
+    python benchmarks/ort_cpu_bench.py s-model=registry/neu-det-student/9/model.onnx \\
+        lidd-net=build/lidd/model.onnx --threads 1 --rounds 3
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def main() -> None:
         }
         for n, r in runs.items()
     }
+    first = report[next(iter(report))]
+    for r in report.values():
+        r["vs_first"] = {
+            f"b{b}": round(r[f"ort_cpu_img_s_b{b}"] / max(first[f"ort_cpu_img_s_b{b}"], 1e-9), 2)
+            for b in (1, 8)
+        }
     load = os.getloadavg()
     out = {"threads": args.threads, "rounds": args.rounds, "loadavg": load, "models": report}
     print(json.dumps(out, indent=2))
