@@ -107,7 +107,10 @@ def distil(
     measure: int,
     **kw: Any,
 ) -> None:
-    """Distil a T-model teacher into a student (attention-guided feature KD + response KD)."""
+    """Distil a T/S-model teacher into a student (attention-guided feature KD + response KD).
+
+    The student is a T/S-model or a LIDD-Net (``--arch lidd-*``: response KD into its GFL
+    head, docs/distillation.md); LIDD-Net teachers are refused."""
     from models.distill.loss import DistillConfig
     from models.distill.teacher import load_teacher
     from models.distill.trainer import DistillTrainer

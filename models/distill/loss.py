@@ -20,7 +20,9 @@ from torch import nn
 
 from models.distill.feature import FEATURE_TERMS, FeatureDistiller
 from models.distill.response import RESPONSE_TERMS, ResponseDistiller
+from models.distill.response_gfl import GFLResponseDistiller
 from models.losses import DetectionLoss
+from models.losses.gfl import GFLLoss
 
 # Chosen from the per-term magnitudes of docs/distillation.md (224 px, s-model <- t-model).
 DEFAULT_KD_GAINS: dict[str, float] = {
@@ -46,7 +48,7 @@ class DistillConfig:
     gains: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_KD_GAINS))
 
     def names(self) -> tuple[str, ...]:
-        """Names of the enabled distillation terms."""
+        """Names of the enabled distillation terms of a T/S-model student."""
         return (FEATURE_TERMS if self.feature_kd else ()) + (
             RESPONSE_TERMS if self.response_kd else ()
         )
@@ -65,14 +67,21 @@ class DistillConfig:
 
 class DistillationLoss(nn.Module):
     """Detection loss + distillation terms. Holds the trainable distiller modules (adapters,
-    context modules): add :meth:`parameters` to the optimiser next to the student's."""
+    context modules): add :meth:`parameters` to the optimiser next to the student's.
+
+    ``criterion`` is the student's own loss: :class:`DetectionLoss` for a T/S-model, whose
+    response terms come from :class:`ResponseDistiller`, or :class:`GFLLoss` for a LIDD-Net,
+    which needs ``response``, a :class:`GFLResponseDistiller` (it depends on the teacher's
+    head, see :meth:`GFLResponseDistiller.for_teacher`)."""
 
     def __init__(
         self,
-        criterion: DetectionLoss,
+        criterion: DetectionLoss | GFLLoss,
         student_channels: Sequence[int],
         teacher_channels: Sequence[int],
         cfg: DistillConfig | None = None,
+        *,
+        response: ResponseDistiller | GFLResponseDistiller | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg or DistillConfig()
@@ -84,16 +93,22 @@ class DistillationLoss(nn.Module):
             if self.cfg.feature_kd
             else None
         )
-        self.response = (
-            ResponseDistiller(criterion, self.cfg.resp_temperature, self.cfg.margin)
-            if self.cfg.response_kd
-            else None
-        )
+        self.response: ResponseDistiller | GFLResponseDistiller | None = None
+        if self.cfg.response_kd:
+            if response is not None:
+                self.response = response
+            elif isinstance(criterion, GFLLoss):
+                raise ValueError("a GFL student's response KD needs a GFLResponseDistiller")
+            else:
+                self.response = ResponseDistiller(
+                    criterion, self.cfg.resp_temperature, self.cfg.margin
+                )
 
     @property
     def names(self) -> tuple[str, ...]:
         """Names of the distillation terms this loss reports."""
-        return self.cfg.names()
+        feat = FEATURE_TERMS if self.features is not None else ()
+        return feat + (self.response.names if self.response is not None else ())
 
     def distill_terms(
         self,

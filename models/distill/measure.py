@@ -40,7 +40,8 @@ def measure_terms(trainer: DistillTrainer, batches: int = 3) -> dict[str, Any]:
     raw = {k: v / n for k, v in sums.items()}
     gains = dict(trainer.criterion.gains, **trainer.dcfg.gains)
     weighted = {k: gains[k] * v for k, v in raw.items()}
-    det = sum(weighted[k] for k in ("box", "obj", "cls"))
+    det_names = [k for k in trainer.loss_names if k not in trainer.kd.names]
+    det = sum(weighted[k] for k in det_names)
     levels = len(peaks[0]) // 2 if peaks else 0
     mean_peaks = [sum(p[i] for p in peaks) / len(peaks) for i in range(2 * levels)]
     return {
@@ -49,7 +50,7 @@ def measure_terms(trainer: DistillTrainer, batches: int = 3) -> dict[str, Any]:
         "raw": raw,
         "weighted": weighted,
         "detection_total": det,
-        "distill_total": sum(v for k, v in weighted.items() if k not in ("box", "obj", "cls")),
+        "distill_total": sum(v for k, v in weighted.items() if k not in det_names),
         "attention_peak": {
             f"stride{s}": {"spatial": mean_peaks[2 * i], "channel": mean_peaks[2 * i + 1]}
             for i, s in enumerate(trainer.model.strides[:levels])

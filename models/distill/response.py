@@ -74,6 +74,8 @@ class ResponseDistiller:
     """Soft class/objectness targets and the teacher-bounded box loss. Reuses the student's
     :class:`DetectionLoss` for strides, head kind, anchors and assigners."""
 
+    names = RESPONSE_TERMS
+
     def __init__(self, criterion: DetectionLoss, temperature: float = 2.0, margin: float = 0.0):
         self.crit, self.temperature, self.margin = criterion, temperature, margin
 

@@ -21,9 +21,10 @@ from torch import nn
 
 from models.data import Sample
 from models.detectors import Detector
+from models.detectors.lidd import LIDDNet
 from models.distill.loss import DistillationLoss, DistillConfig
+from models.distill.response_gfl import GFLResponseDistiller
 from models.distill.teacher import Teacher
-from models.losses import LOSS_NAMES
 from models.registry import BUNDLED_ROOT
 from models.train.options import TrainOptions
 from models.train.trainer import Trainer
@@ -47,17 +48,33 @@ def neck_features(model: Detector) -> Iterator[list[torch.Tensor]]:
 
 
 def check_compatible(
-    student: Detector,
-    teacher: Detector,
+    student: Detector | LIDDNet,
+    teacher: Detector | LIDDNet,
     class_names: Sequence[str],
     teacher_names: Sequence[str],
     response_kd: bool,
+    feature_kd: bool = True,
 ) -> None:
-    """Raise ``ValueError`` when the teacher cannot teach this student."""
+    """Raise ``ValueError`` when the teacher cannot teach this student. Teachers are
+    T/S-models; students T/S-models (same head kind and anchors for response KD) or
+    LIDD-Nets (anchor-free or anchor-based teacher, see models/distill/response_gfl.py)."""
+    if isinstance(teacher, LIDDNet):
+        raise ValueError(
+            f"a LIDD-Net teacher ({teacher.cfg.name}) is not supported: its training outputs "
+            "are GFL logits and its eval outputs carry no objectness; use a T-model or "
+            "S-model teacher"
+        )
+    if not isinstance(teacher, Detector):
+        raise ValueError(f"unsupported teacher {type(teacher).__name__}: use a T/S-model")
     if list(class_names) != list(teacher_names):
         raise ValueError(f"teacher classes {list(teacher_names)} != data {list(class_names)}")
-    if student.strides != teacher.strides:
+    if tuple(student.strides) != tuple(teacher.strides):
         raise ValueError(f"teacher strides {teacher.strides} != student strides {student.strides}")
+    n_s, n_t = len(student.neck.out_channels), len(teacher.neck.out_channels)
+    if feature_kd and n_s != n_t:
+        raise ValueError(f"feature KD needs as many neck levels: student {n_s}, teacher {n_t}")
+    if isinstance(student, LIDDNet):
+        return  # response KD works with either teacher head (response_gfl.py)
     same_head = student.head_kind == teacher.head_kind and student.anchors == teacher.anchors
     if response_kd and not same_head:
         raise ValueError("response distillation needs the teacher's head kind and anchors")
@@ -110,8 +127,9 @@ class DistillTrainer(Trainer):
     def build_extra(self) -> list[nn.Module]:
         """Freeze and place the teacher; build the distiller; extend the loss names."""
         t = self.teacher.model
+        d = self.dcfg
         check_compatible(
-            self.model, t, self.class_names, self.teacher.class_names, self.dcfg.response_kd
+            self.model, t, self.class_names, self.teacher.class_names, d.response_kd, d.feature_kd
         )
         if self.teacher.imgsz != self.opts.imgsz:
             log.warning(
@@ -121,10 +139,15 @@ class DistillTrainer(Trainer):
         t.to(self.device).eval()
         for p in t.parameters():
             p.requires_grad_(False)
+        response = (
+            GFLResponseDistiller.for_teacher(self.criterion, t, d.resp_temperature, d.margin)
+            if isinstance(self.model, LIDDNet) and d.response_kd
+            else None
+        )
         self.kd = DistillationLoss(
-            self.criterion, self.model.neck.out_channels, t.neck.out_channels, self.dcfg
+            self.criterion, self.model.neck.out_channels, t.neck.out_channels, d, response=response
         ).to(self.device)
-        self.loss_names = LOSS_NAMES + self.kd.names
+        self.loss_names = self.loss_names + self.kd.names
         log.info("distilling from %s: terms %s", self.teacher.parent, list(self.kd.names))
         return [self.kd]
 
