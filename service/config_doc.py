@@ -24,7 +24,8 @@ as JSON, e.g. `LINEINSPECT_MODELS='["neu-det-student"]'`), the YAML file given w
 `--config`, then these defaults. Invalid values stop start-up with a message naming
 each wrong setting.
 
-Generated from `service/config.py` by `lineinspect config reference`; do not edit by hand.
+Generated from `service/config.py` (fields in `config_serving.py`, `config_loop.py`) by
+`lineinspect config reference`; do not edit by hand.
 
 | setting | environment variable | default | description |
 |---|---|---|---|
