@@ -55,3 +55,15 @@ def _data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LINEINSPECT_DATA_ROOT", str(tmp_path_factory.mktemp("data-root")))
         yield
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test: the models in training tests are tiny, and extra
+    threads only contend on a busy CPU (torch imported here, so serving tests need none)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

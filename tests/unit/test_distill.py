@@ -37,13 +37,7 @@ CLASSES = ["bright", "dark"]
 TEACHER_CFG = get_config("tiny", name="tiny-teacher", widths=(8, 16, 48, 48, 96))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One torch thread: these models are tiny, and extra threads only contend on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _boxes(*rows: tuple[float, float, float, float]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,12 +30,7 @@ NC, REG = 2, 7
 TARGETS = torch.tensor([[0, 1, 4, 4, 40, 40], [1, 0, 10, 30, 50, 60]], dtype=torch.float32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _crit() -> GFLLoss:

@@ -31,12 +31,7 @@ from tests.unit.test_distill import CLASSES, calibrated_teacher, make_samples
 IMGSZ = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(seed: int = 0) -> Detector:
